@@ -1,0 +1,243 @@
+"""Load an ONNX file and lower it to an accelsim Program.
+
+Steps: read the file (one-line error for a missing, truncated or corrupt file); load external
+data only from inside the model's folder; ONNX shape inference; check every op has a lowering
+rule (one error listing every unsupported op type with its node names); lower node by node
+(constant folding in ``LoweringContext.emit``); name parameters and label their components.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+import frontend.ops  # noqa: F401  (registers every lowering rule)
+from accelsim.ir import Parameter, Program, ProgramError, TensorSpec
+from frontend.components import component_label, stable_parameter_name
+from frontend.registry import RULES, FrontendError, LoweringContext, numpy_dtype
+
+
+def load_onnx(
+    path: str | os.PathLike[str],
+    *,
+    component_rewrites: Iterable[tuple[str, str]] = (),
+) -> Program:
+    """Load the ONNX file at ``path`` and lower it to a :class:`Program`.
+
+    Args:
+        component_rewrites: (regex, replacement) pairs applied to module paths before the
+            defaults of ``frontend.components`` (user mapping of component labels).
+    """
+    path = Path(path)
+    model = read_model(path)
+    return lower_model(model, name=path.stem, component_rewrites=component_rewrites)
+
+
+def read_model(path: Path) -> onnx.ModelProto:
+    """Parse ``path`` and resolve external data from inside its folder."""
+    if not path.is_file():
+        raise FrontendError(f"{path}: no such ONNX file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise FrontendError(
+            f"{path}: not a readable ONNX model (truncated or corrupt file: {type(exc).__name__})"
+        ) from None
+    if not model.graph.node and not model.graph.output:
+        raise FrontendError(f"{path}: not a readable ONNX model (empty graph)")
+    folder = path.resolve().parent
+    external = [t for t in _all_initializers(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
+    for tensor in external:
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if os.path.commonpath([str(folder), str(target)]) != str(folder):
+            raise FrontendError(
+                f"{path}: initializer {tensor.name!r} points to external data {location!r} "
+                "outside the model's folder"
+            )
+        if not target.is_file():
+            raise FrontendError(
+                f"{path}: initializer {tensor.name!r}: external data file {location!r} is missing"
+            )
+    if external:
+        try:
+            onnx.load_external_data_for_model(model, str(folder))
+        except Exception as exc:
+            raise FrontendError(f"{path}: external data could not be read: {exc}") from None
+    return model
+
+
+def _all_initializers(graph: onnx.GraphProto) -> Iterable[onnx.TensorProto]:
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                yield from _all_initializers(attribute.g)
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            return opset.version
+    return 1
+
+
+def _shapes_from_inference(model: onnx.ModelProto) -> dict[str, tuple[int | str, ...]]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:
+        inferred = model
+    shapes: dict[str, tuple[int | str, ...]] = {}
+    graph = inferred.graph
+    for value in list(graph.value_info) + list(graph.input) + list(graph.output):
+        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
+            dims = []
+            for dim in value.type.tensor_type.shape.dim:
+                dims.append(dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or "?"))
+            shapes[value.name] = tuple(dims)
+    return shapes
+
+
+def check_supported(graph: onnx.GraphProto) -> None:
+    """Raise one error listing every op type without a rule, with its node names."""
+    missing: dict[str, list[str]] = {}
+    for node in graph.node:
+        if node.op_type not in RULES or node.domain not in ("", "ai.onnx"):
+            key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+            missing.setdefault(key, []).append(node.name or node.output[0])
+    if missing:
+        listing = "; ".join(
+            f"{op} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+            for op, names in sorted(missing.items())
+        )
+        raise FrontendError(f"unsupported ONNX op(s): {listing}")
+
+
+def check_defined(graph: onnx.GraphProto) -> None:
+    """Every node input must be a graph input, an initializer or an earlier node's output."""
+    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
+    for node in graph.node:
+        for tensor in node.input:
+            if tensor not in defined:
+                raise FrontendError(
+                    f"node {node.name or node.op_type!r} ({node.op_type}) reads tensor {tensor!r} "
+                    "that no graph input, initializer or earlier node defines"
+                )
+        defined.update(node.output)
+    for output in graph.output:
+        if output.name not in defined:
+            raise FrontendError(f"graph output {output.name!r} is never computed")
+
+
+def lower_model(
+    model: onnx.ModelProto,
+    *,
+    name: str = "model",
+    component_rewrites: Iterable[tuple[str, str]] = (),
+) -> Program:
+    """Lower a parsed ONNX model (external data already loaded) to a Program."""
+    graph = model.graph
+    check_supported(graph)
+    check_defined(graph)
+    initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    parameter_names = {
+        tensor_name
+        for tensor_name, value in initializers.items()
+        if value.dtype.kind == "f" and value.size > 1
+    }
+    ctx = LoweringContext(
+        initializers=initializers,
+        parameter_names=parameter_names,
+        value_shapes=_shapes_from_inference(model),
+        opset=_default_opset(model),
+    )
+    for tensor_name, value in initializers.items():
+        if tensor_name not in parameter_names:
+            ctx.constants[tensor_name] = value
+    for node in graph.node:
+        RULES[node.op_type](ctx, node)
+
+    initializer_names = set(initializers)
+    inputs = tuple(
+        TensorSpec(v.name, numpy_dtype(v.type.tensor_type.elem_type, f"graph input {v.name!r}"),
+                   _spec_shape(v))
+        for v in graph.input
+        if v.name not in initializer_names
+    )
+    outputs = tuple(
+        TensorSpec(v.name, numpy_dtype(v.type.tensor_type.elem_type, f"graph output {v.name!r}"),
+                   _spec_shape(v))
+        for v in graph.output
+    )
+    return _assemble(ctx, inputs, outputs, name, tuple(component_rewrites))
+
+
+def _spec_shape(value: onnx.ValueInfoProto) -> tuple[int | str, ...]:
+    dims = []
+    for dim in value.type.tensor_type.shape.dim:
+        dims.append(dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or "?"))
+    return tuple(dims)
+
+
+def _assemble(
+    ctx: LoweringContext,
+    inputs: tuple[TensorSpec, ...],
+    outputs: tuple[TensorSpec, ...],
+    name: str,
+    rewrites: tuple[tuple[str, str], ...],
+) -> Program:
+    """Rename parameters to stable names, label components, drop unused constants."""
+    read = {tensor for inst in ctx.instructions for tensor in inst.inputs}
+    graph_outputs = {spec.name for spec in outputs}
+    renames: dict[str, str] = {}
+    parameters: dict[str, Parameter] = {}
+    values: dict[str, np.ndarray] = {}
+    for init_name in sorted(n for n in ctx.parameter_names if n in read or n in graph_outputs):
+        claim = ctx.claims.get(init_name)
+        consumer = claim.component_hint if claim else _first_reader(ctx, init_name)
+        role = claim.role if claim else "other"
+        component = component_label(init_name, consumer, rewrites)
+        stable = stable_parameter_name(init_name, component, role, set(parameters))
+        renames[init_name] = stable
+        value = np.ascontiguousarray(ctx.initializers[init_name], dtype=np.float32)
+        parameters[stable] = Parameter(
+            name=stable,
+            shape=tuple(int(d) for d in value.shape),
+            component=component,
+            role=role,
+            channel_axis=claim.channel_axis if claim else None,
+            source=init_name,
+        )
+        values[stable] = value
+    instructions = tuple(
+        type(inst)(inst.op, inst.name, tuple(renames.get(t, t) for t in inst.inputs),
+                   inst.outputs, dict(inst.attrs))
+        for inst in ctx.instructions
+    )
+    constants = {k: np.asarray(v) for k, v in ctx.constants.items() if k in read}
+    for spec in outputs:
+        if spec.name in ctx.constants and not any(spec.name in i.outputs for i in instructions):
+            raise FrontendError(f"graph output {spec.name!r} is a constant; nothing to simulate")
+    try:
+        return Program(
+            inputs=inputs,
+            outputs=outputs,
+            parameters=parameters,
+            parameter_values=values,
+            constants=constants,
+            instructions=instructions,
+            name=name,
+        )
+    except ProgramError as exc:
+        raise FrontendError(f"lowered program is invalid: {exc}") from None
+
+
+def _first_reader(ctx: LoweringContext, tensor: str) -> str:
+    for inst in ctx.instructions:
+        if tensor in inst.inputs:
+            return inst.name
+    return tensor

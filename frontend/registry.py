@@ -1,0 +1,202 @@
+"""Lowering rules, registered by ONNX op type, and the context they lower into.
+
+A lowering rule is ``fn(ctx, node) -> None``: it reads the ONNX ``node`` (attributes via
+``ctx.attrs(node)`` with defaults filled in by the rule, constant operands via
+``ctx.constant(name)``) and emits IR instructions with ``ctx.emit``. One rule per ONNX op
+type, one module per op family (``frontend/ops/*.py``), registered with ``@lowering``.
+
+Constant folding happens in ``ctx.emit``: an instruction whose inputs are all constants (not
+parameters, not graph inputs) is evaluated at load time with the accelsim kernel of the same
+op and its outputs become constants. Float initializers with more than one element are
+parameters and never fold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from accelsim.ir import Instruction, unique_name
+from accelsim.kernels import KERNELS
+
+LoweringRule = Callable[["LoweringContext", onnx.NodeProto], None]
+
+RULES: dict[str, LoweringRule] = {}
+
+
+class FrontendError(ValueError):
+    """A model cannot be loaded or lowered; the message is one line saying what and where."""
+
+
+def lowering(*op_types: str) -> Callable[[LoweringRule], LoweringRule]:
+    """Register ``fn`` as the lowering rule of every ONNX op type in ``op_types``."""
+
+    def register(fn: LoweringRule) -> LoweringRule:
+        for op_type in op_types:
+            if op_type in RULES:
+                raise RuntimeError(f"ONNX op {op_type!r} has two lowering rules")
+            RULES[op_type] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class ParameterClaim:
+    """What a rule says about an initializer it reads as a parameter."""
+
+    role: str
+    channel_axis: int | None
+    component_hint: str  # node name of the consumer, for component labels
+
+
+@dataclass
+class LoweringContext:
+    """State of one lowering: known constants, initializers, emitted instructions.
+
+    Attributes:
+        initializers: ONNX initializer name -> fp32/int array (all initializers, incl. params).
+        constants: tensor name -> array known at load time (non-parameter initializers,
+            Constant nodes, folded results).
+        parameter_names: initializer names that are parameters (float, more than 1 element).
+        instructions: emitted IR instructions, in order.
+        claims: parameter initializer name -> role/channel axis claimed by a rule.
+        value_shapes: tensor name -> shape from ONNX shape inference (ints or symbolic str).
+        opset: the model's default-domain opset version.
+    """
+
+    initializers: dict[str, np.ndarray]
+    parameter_names: set[str]
+    value_shapes: dict[str, tuple[int | str, ...]]
+    opset: int
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    instructions: list[Instruction] = field(default_factory=list)
+    claims: dict[str, ParameterClaim] = field(default_factory=dict)
+    _taken_names: set[str] = field(default_factory=set)
+    _tensor_counter: int = 0
+
+    # ------------------------------------------------------------- reading the node
+    @staticmethod
+    def attrs(node: onnx.NodeProto) -> dict[str, Any]:
+        """The node's attributes as Python values (tensors as numpy arrays, strings as str)."""
+        out: dict[str, Any] = {}
+        for attribute in node.attribute:
+            value = helper.get_attribute_value(attribute)
+            if isinstance(value, bytes):
+                value = value.decode("utf-8")
+            elif isinstance(value, onnx.TensorProto):
+                value = numpy_helper.to_array(value)
+            elif isinstance(value, list) and value and isinstance(value[0], bytes):
+                value = [v.decode("utf-8") for v in value]
+            out[attribute.name] = value
+        return out
+
+    def constant(self, name: str) -> np.ndarray | None:
+        """Load-time value of tensor ``name`` if it is a constant (never a parameter)."""
+        if not name or name in self.parameter_names:
+            return None
+        return self.constants.get(name)
+
+    def require_constant(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray | None:
+        """Input ``index`` of ``node`` as a load-time constant, None if absent; error if dynamic."""
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        value = self.constant(node.input[index])
+        if value is None:
+            raise FrontendError(
+                f"node {node.name!r} ({node.op_type}): {what} (input {node.input[index]!r}) must be "
+                "a constant known at load time"
+            )
+        return value
+
+    def shape(self, name: str) -> tuple[int | str, ...] | None:
+        """Shape from shape inference (or of a constant), None if unknown."""
+        if name in self.constants:
+            return tuple(self.constants[name].shape)
+        if name in self.initializers:
+            return tuple(self.initializers[name].shape)
+        return self.value_shapes.get(name)
+
+    def is_parameter(self, name: str) -> bool:
+        return name in self.parameter_names
+
+    def claim_parameter(
+        self, name: str, node: onnx.NodeProto, role: str, channel_axis: int | None = None
+    ) -> None:
+        """Say that initializer ``name`` (read by ``node``) is a parameter with this role."""
+        if name in self.parameter_names and name not in self.claims:
+            self.claims[name] = ParameterClaim(role, channel_axis, node.name or node.output[0])
+
+    # ------------------------------------------------------------- writing IR
+    def fresh_tensor(self, hint: str) -> str:
+        """A new internal tensor name."""
+        self._tensor_counter += 1
+        return f"{hint}__{self._tensor_counter}"
+
+    def add_constant(self, value: np.ndarray, hint: str = "const") -> str:
+        """Register a new load-time constant and return its name."""
+        name = self.fresh_tensor(hint)
+        self.constants[name] = np.asarray(value)
+        return name
+
+    def alias(self, output: str, source: str) -> None:
+        """Make ``output`` the same tensor as ``source`` (identity; emitted as a view op)."""
+        self.emit("identity", [source], [output], {}, name=f"{output}::identity")
+
+    def emit(
+        self,
+        op: str,
+        inputs: list[str],
+        outputs: list[str],
+        attrs: dict[str, Any] | None = None,
+        *,
+        name: str,
+    ) -> None:
+        """Append an IR instruction, or fold it into constants if every input is constant."""
+        if op not in KERNELS:
+            raise FrontendError(f"internal: IR op {op!r} (for {name!r}) has no kernel")
+        attrs = dict(attrs or {})
+        present = [tensor for tensor in inputs if tensor]
+        if all(self.constant(tensor) is not None for tensor in present):
+            inst = Instruction(op, name, tuple(inputs), tuple(outputs), attrs)
+            args = [self.constants[t] if t else None for t in inputs]
+            try:
+                results = KERNELS[op](inst, args)
+            except Exception as exc:
+                raise FrontendError(
+                    f"node {name!r}: constant folding of {op} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            for tensor, value in zip(outputs, results):
+                self.constants[tensor] = np.asarray(value)
+            return
+        unique = unique_name(name or outputs[0], self._taken_names)
+        self._taken_names.add(unique)
+        self.instructions.append(Instruction(op, unique, tuple(inputs), tuple(outputs), attrs))
+
+
+ONNX_TO_NUMPY_DTYPE = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.FLOAT16: "float16",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.INT16: "int16",
+    onnx.TensorProto.INT8: "int8",
+    onnx.TensorProto.UINT8: "uint8",
+    onnx.TensorProto.UINT16: "uint16",
+    onnx.TensorProto.UINT32: "uint32",
+    onnx.TensorProto.UINT64: "uint64",
+    onnx.TensorProto.BOOL: "bool",
+}
+
+
+def numpy_dtype(onnx_type: int, where: str) -> str:
+    """numpy dtype name of an ONNX element type; one-line error for unsupported ones."""
+    try:
+        return ONNX_TO_NUMPY_DTYPE[onnx_type]
+    except KeyError:
+        name = onnx.TensorProto.DataType.Name(onnx_type)
+        raise FrontendError(f"{where}: element type {name} is not supported") from None
