@@ -79,6 +79,15 @@ def _all_initializers(graph: onnx.GraphProto) -> Iterable[onnx.TensorProto]:
                 yield from _all_initializers(attribute.g)
 
 
+def _all_nodes(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
+    """Every node of ``graph`` and of its subgraphs (Loop/If/Scan bodies)."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for sub in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs:
+                yield from _all_nodes(sub)
+
+
 def _default_opset(model: onnx.ModelProto) -> int:
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx"):
@@ -86,7 +95,9 @@ def _default_opset(model: onnx.ModelProto) -> int:
     return 1
 
 
-def _shapes_from_inference(model: onnx.ModelProto) -> dict[str, tuple[int | str, ...]]:
+def _shapes_from_inference(
+    model: onnx.ModelProto, types: dict[str, int] | None = None
+) -> dict[str, tuple[int | str, ...]]:
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:
@@ -94,6 +105,8 @@ def _shapes_from_inference(model: onnx.ModelProto) -> dict[str, tuple[int | str,
     shapes: dict[str, tuple[int | str, ...]] = {}
     graph = inferred.graph
     for value in list(graph.value_info) + list(graph.input) + list(graph.output):
+        if types is not None and value.type.HasField("tensor_type"):
+            types[value.name] = value.type.tensor_type.elem_type
         if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
             dims = []
             for dim in value.type.tensor_type.shape.dim:
@@ -147,17 +160,23 @@ def lower_model(
     parameter_names = {
         tensor_name
         for tensor_name, value in initializers.items()
-        if value.dtype.kind == "f" and value.size > 1
+        if value.dtype.kind == "f" and value.ndim >= 1 and value.size >= 1
     }
+    value_types: dict[str, int] = {}
     ctx = LoweringContext(
         initializers=initializers,
         parameter_names=parameter_names,
-        value_shapes=_shapes_from_inference(model),
+        value_shapes=_shapes_from_inference(model, value_types),
         opset=_default_opset(model),
     )
+    ctx.value_types = value_types
     for tensor_name, value in initializers.items():
         if tensor_name not in parameter_names:
             ctx.constants[tensor_name] = value
+    for reader, tensor_name in [(n.op_type, t) for n in _all_nodes(graph) for t in n.input if t] + [
+        ("<graph output>", v.name) for v in graph.output
+    ]:
+        ctx.readers.setdefault(tensor_name, []).append(reader)
     for node in graph.node:
         RULES[node.op_type](ctx, node)
 
@@ -190,9 +209,10 @@ def _assemble(
     name: str,
     rewrites: tuple[tuple[str, str], ...],
 ) -> Program:
-    """Rename parameters to stable names, label components, drop unused constants."""
-    read = {tensor for inst in ctx.instructions for tensor in inst.inputs}
+    """Rename parameters to stable names, label components, drop dead code and unused constants."""
     graph_outputs = {spec.name for spec in outputs}
+    ctx.instructions = _live_instructions(ctx.instructions, graph_outputs)
+    read = {tensor for inst in ctx.instructions for tensor in inst.inputs}
     renames: dict[str, str] = {}
     parameters: dict[str, Parameter] = {}
     values: dict[str, np.ndarray] = {}
@@ -210,7 +230,7 @@ def _assemble(
             component=component,
             role=role,
             channel_axis=claim.channel_axis if claim else None,
-            source=init_name,
+            source=ctx.parameter_sources.get(init_name, init_name),
         )
         values[stable] = value
     instructions = tuple(
@@ -234,6 +254,18 @@ def _assemble(
         )
     except ProgramError as exc:
         raise FrontendError(f"lowered program is invalid: {exc}") from None
+
+
+def _live_instructions(instructions: list, needed: set[str]) -> list:
+    """Drop instructions none of whose outputs is read later or is a graph output (e.g. the
+    shape arithmetic and row gathers that fed a Loop now lowered to one embedding_bag)."""
+    needed = set(needed)
+    live = []
+    for inst in reversed(instructions):
+        if any(out in needed for out in inst.outputs):
+            live.append(inst)
+            needed.update(t for t in inst.inputs if t)
+    return live[::-1]
 
 
 def _first_reader(ctx: LoweringContext, tensor: str) -> str:

@@ -7,7 +7,7 @@ type, one module per op family (``frontend/ops/*.py``), registered with ``@lower
 
 Constant folding happens in ``ctx.emit``: an instruction whose inputs are all constants (not
 parameters, not graph inputs) is evaluated at load time with the accelsim kernel of the same
-op and its outputs become constants. Float initializers with more than one element are
+op and its outputs become constants. Float initializers of rank >= 1 (not 0-d scalars) are
 parameters and never fold.
 """
 from __future__ import annotations
@@ -61,11 +61,16 @@ class LoweringContext:
         initializers: ONNX initializer name -> fp32/int array (all initializers, incl. params).
         constants: tensor name -> array known at load time (non-parameter initializers,
             Constant nodes, folded results).
-        parameter_names: initializer names that are parameters (float, more than 1 element).
+        parameter_names: initializer names that are parameters (float, rank >= 1).
         instructions: emitted IR instructions, in order.
         claims: parameter initializer name -> role/channel axis claimed by a rule.
         value_shapes: tensor name -> shape from ONNX shape inference (ints or symbolic str).
         opset: the model's default-domain opset version.
+        readers: tensor name -> op type of every ONNX node input reading it (subgraphs
+            included) and ``"<graph output>"`` per graph output it is.
+        value_types: tensor name -> ONNX element type (TensorProto.*) from shape inference.
+        parameter_sources: parameter initializer name -> provenance when a rule rewrote or
+            created its value (e.g. BatchNorm folded into a conv); default: its own name.
     """
 
     initializers: dict[str, np.ndarray]
@@ -75,6 +80,9 @@ class LoweringContext:
     constants: dict[str, np.ndarray] = field(default_factory=dict)
     instructions: list[Instruction] = field(default_factory=list)
     claims: dict[str, ParameterClaim] = field(default_factory=dict)
+    readers: dict[str, list[str]] = field(default_factory=dict)
+    value_types: dict[str, int] = field(default_factory=dict)
+    parameter_sources: dict[str, str] = field(default_factory=dict)
     _taken_names: set[str] = field(default_factory=set)
     _tensor_counter: int = 0
 
@@ -129,6 +137,48 @@ class LoweringContext:
         """Say that initializer ``name`` (read by ``node``) is a parameter with this role."""
         if name in self.parameter_names and name not in self.claims:
             self.claims[name] = ParameterClaim(role, channel_axis, node.name or node.output[0])
+
+    def elem_type(self, name: str) -> int | None:
+        """ONNX element type of tensor ``name`` if known (shape inference or a constant)."""
+        if name in self.value_types and self.value_types[name]:
+            return self.value_types[name]
+        value = self.constants.get(name, self.initializers.get(name))
+        if value is None:
+            return None
+        return int(helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype))
+
+    def reader_count(self, name: str, *, values_only: bool = False) -> int:
+        """How many ONNX node inputs and graph outputs read tensor ``name``.
+
+        ``values_only`` leaves out Shape/Size nodes, which read only the shape.
+        """
+        readers = self.readers.get(name, [])
+        if values_only:
+            readers = [op for op in readers if op not in ("Shape", "Size")]
+        return len(readers)
+
+    def replace_parameter_value(self, name: str, value: np.ndarray, source: str) -> None:
+        """Give parameter initializer ``name`` a new value (e.g. BatchNorm folded into it)."""
+        if name not in self.parameter_names:
+            raise FrontendError(f"internal: {name!r} is not a parameter")
+        value = np.asarray(value, dtype=np.float32)
+        if value.shape != self.initializers[name].shape:
+            raise FrontendError(f"internal: new value of {name!r} changes its shape")
+        self.initializers[name] = value
+        self.parameter_sources[name] = source
+
+    def add_parameter(
+        self, name: str, value: np.ndarray, node_name: str, role: str,
+        channel_axis: int | None, source: str,
+    ) -> str:
+        """Create a new parameter (name made unique) claimed for ``node_name``; return its name."""
+        taken = set(self.initializers) | set(self.constants) | set(self.value_shapes)
+        unique = unique_name(name, taken)
+        self.initializers[unique] = np.asarray(value, dtype=np.float32)
+        self.parameter_names.add(unique)
+        self.claims[unique] = ParameterClaim(role, channel_axis, node_name)
+        self.parameter_sources[unique] = source
+        return unique
 
     # ------------------------------------------------------------- writing IR
     def fresh_tensor(self, hint: str) -> str:

@@ -19,33 +19,50 @@ linear.py
 conv.py
   conv: X[N,C,*spatial], W[O,C/group,*kernel], B[O]? -> Y[N,O,*out]
         attrs: strides, pads (begin..., end...), dilations, group
-embedding.py
+embedding.py  (full semantics in the module docstring)
   gather: data, indices -> np.take(data, indices, axis)              attrs: axis
-  embedding_bag: table[R,D], indices[L] (int), offsets[B] (int) -> [B,D]
-        attrs: mode ("sum"|"mean"|"max"); bag b = indices[offsets[b]:offsets[b+1]]
-        (last bag runs to L); empty bag -> zeros
+  embedding_bag: table[R,D], indices[L] (int), offsets (int), per_sample_weights[L]? -> [B,D]
+        attrs: mode ("sum"|"mean"|"max"), include_last_offset, empty_value;
+        B = len(offsets) - include_last_offset; bag b = indices[offsets[b]:offsets[b+1]]
+        (the last bag runs to L unless include_last_offset); an empty bag's row = empty_value
   scatter_nd: data, indices, updates -> attrs: reduction ("none"|"add"|"mul"|"max"|"min")
   scatter_elements / gather_elements / gather_nd: ONNX semantics; attrs: axis / reduction / batch_dims
-elementwise.py
-  unary ops named by ONNX op in snake case (relu, sigmoid, tanh, erf, exp, log, sqrt, neg,
-  abs, reciprocal, not, isnan, isinf, floor, ceil, sign, ...); binary (add, sub, mul, div,
-  pow, equal, less, greater, and, or, ...) with numpy broadcasting; where; cast (attrs: to, a
-  numpy dtype name); clip; gelu (attrs: approximate "none"|"tanh"); leaky_relu (alpha) ...
+elementwise.py  (full list and attributes in the module docstring)
+  unary, named by ONNX op in snake case: relu, sigmoid, tanh, erf, exp, log, sqrt, neg, abs,
+  reciprocal, not, isnan, floor, ceil, round, sign, softplus, softsign, sin ... atanh, mish,
+  bitwise_not, hard_swish; with attrs: leaky_relu (alpha), elu (alpha), selu (alpha, gamma),
+  celu (alpha), thresholded_relu (alpha), hard_sigmoid (alpha, beta), swish (alpha), shrink
+  (bias, lambd), gelu (approximate "none"|"tanh"), isinf (detect_negative, detect_positive)
+  binary, numpy broadcasting: add, sub, mul, div (ints truncate), pow (base dtype), mod
+  (fmod), equal, less, less_or_equal, greater, greater_or_equal, and, or, xor, bitwise_and/
+  or/xor, prelu (X, slope), bit_shift (direction)
+  variadic: max, min, sum, mean;  where: cond, X, Y;  clip: X, min?, max?
+  cast: X -> attrs: to (numpy dtype; every float target is float32), round_to (""|"float16"|
+  "bfloat16": round to that grid, keep fp32)
 normalization.py
-  layer_norm: X, scale, bias? -> attrs: axis, epsilon
+  layer_norm: X, scale, bias? -> Y[, mean, inv_std_dev]; attrs: axis, epsilon
+  rms_norm: X, scale -> Y; attrs: axis, epsilon
   batch_norm: X, scale, bias, mean, var -> attrs: epsilon (inference form; only left when it
   cannot be folded into a preceding conv)
-  softmax / log_softmax: attrs: axis
-  reduce_sum / reduce_mean / reduce_max / reduce_min / reduce_prod: attrs: axes (tuple or
-  None = all), keepdims
+  instance_norm: X, scale, bias -> attrs: epsilon
+  group_norm: X, scale, bias -> attrs: num_groups, epsilon, per_group_affine
+  softmax / log_softmax / hardmax: attrs: axes (normalised jointly; one axis from opset 13)
+  reduce_sum / reduce_mean / reduce_max / reduce_min / reduce_prod / reduce_l1 / reduce_l2 /
+  reduce_log_sum / reduce_log_sum_exp / reduce_sum_square: X, axes? (run-time int64) ->
+  attrs: axes (tuple; None = all; () = none), keepdims, noop_with_empty_axes
+  argmax / argmin: attrs: axis, keepdims, select_last_index -> int64
 pooling.py
-  max_pool / avg_pool: attrs: kernel_shape, strides, pads, dilations, ceil_mode,
-  count_include_pad; global_avg_pool / global_max_pool
-layout.py
-  reshape (X, shape tensor; attrs: allowzero), transpose (perm), concat (axis), slice (X,
-  starts, ends, axes, steps tensors), squeeze/unsqueeze (attrs: axes), flatten (axis),
-  expand (X, shape), split (attrs: axis, split sizes), shape (attrs: start, end), range,
-  constant_of_shape (attrs: value), tile, pad, identity ...
+  max_pool: X -> Y[, Indices int64]; attrs: kernel_shape, strides, pads, dilations,
+  ceil_mode, storage_order
+  avg_pool: attrs: kernel_shape, strides, pads, dilations, ceil_mode, count_include_pad
+  global_avg_pool / global_max_pool: X[N,C,*spatial] -> [N,C,1,...,1]
+layout.py  (operands and attributes of each op in the module docstring; views where possible)
+  identity, reshape (X, shape; allowzero), transpose (perm or None = reverse), concat (axis),
+  slice (X, starts, ends, axes, steps tensors), squeeze / unsqueeze (X, axes?; attrs: axes or
+  None), flatten (axis), expand (X, shape), split (X, split?; axis, split, num_outputs),
+  shape (start, end), size, range (start, limit, delta), constant_of_shape (shape; value,
+  dtype), tile (X, repeats), pad (X, pads, value?, axes?; mode), trilu (X, k?; upper),
+  eye_like (k, dtype)
 """
 from __future__ import annotations
 

@@ -1,29 +1,42 @@
-"""Gemm and MatMul -> IR ``gemm`` / ``matmul``."""
+"""Gemm and MatMul -> IR ``gemm`` / ``matmul``.
+
+Gemm attributes normalised: alpha (1.0), beta (1.0), trans_a (0), trans_b (0); C optional
+(absent = ``""``; opset < 11 required it, opset < 7 had the ``broadcast`` flag, which numpy
+broadcasting subsumes). Parameter claims: a weight's channel axis is the one that indexes
+the output columns N (B) or rows M (A), so per-channel int8 scales follow output channels.
+"""
 from __future__ import annotations
 
 import onnx
 
-from frontend.registry import LoweringContext, lowering
+from frontend.ops.conv import node_label
+from frontend.registry import FrontendError, LoweringContext, lowering
 
 
 @lowering("Gemm")
 def lower_gemm(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
+    trans_a = int(attrs.get("transA", 0))
     trans_b = int(attrs.get("transB", 0))
-    weight = node.input[1]
+    if len(node.input) < 2:
+        raise FrontendError(f"{node_label(node)}: needs inputs A and B")
+    a, weight = node.input[0], node.input[1]
     if ctx.is_parameter(weight):
         # B is [N, K] with transB=1, else [K, N]: output channels along N.
         ctx.claim_parameter(weight, node, "weight", channel_axis=0 if trans_b else 1)
+    if ctx.is_parameter(a):
+        # A is [M, K], or [K, M] with transA=1: output rows along M.
+        ctx.claim_parameter(a, node, "weight", channel_axis=1 if trans_a else 0)
     if len(node.input) > 2 and ctx.is_parameter(node.input[2]):
         ctx.claim_parameter(node.input[2], node, "bias", channel_axis=None)
     ctx.emit(
         "gemm",
-        list(node.input) + [""] * (3 - len(node.input)),
-        list(node.output),
+        list(node.input[:3]) + [""] * (3 - len(node.input[:3])),
+        list(node.output[:1]),
         {
             "alpha": float(attrs.get("alpha", 1.0)),
             "beta": float(attrs.get("beta", 1.0)),
-            "trans_a": int(attrs.get("transA", 0)),
+            "trans_a": trans_a,
             "trans_b": trans_b,
         },
         name=node.name,
@@ -32,10 +45,11 @@ def lower_gemm(ctx: LoweringContext, node: onnx.NodeProto) -> None:
 
 @lowering("MatMul")
 def lower_matmul(ctx: LoweringContext, node: onnx.NodeProto) -> None:
-    for position, tensor in enumerate(node.input):
+    for position, tensor in enumerate(node.input[:2]):
         if ctx.is_parameter(tensor):
-            # A weight as B[..., K, N]: output channels along the last axis.
-            shape = ctx.shape(tensor) or ()
-            axis = len(shape) - 1 if position == 1 else None
+            # Weight as B[..., K, N]: output channels along the last axis; as A[..., M, K]
+            # (W @ x): output rows along axis -2.
+            rank = len(ctx.shape(tensor) or ())
+            axis = None if rank < 2 else (rank - 1 if position == 1 else rank - 2)
             ctx.claim_parameter(tensor, node, "weight", channel_axis=axis)
-    ctx.emit("matmul", list(node.input), list(node.output), {}, name=node.name)
+    ctx.emit("matmul", list(node.input[:2]), list(node.output[:1]), {}, name=node.name)

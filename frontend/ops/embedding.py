@@ -1,0 +1,76 @@
+"""Gather / scatter ONNX ops -> IR ``gather``, ``gather_elements``, ``gather_nd``,
+``scatter_nd``, ``scatter_elements`` (see ``accelsim/kernels/embedding.py``).
+
+A Gather along axis 0 whose data is a parameter is an embedding lookup: the table is claimed
+with role ``"embedding"`` and ``channel_axis=0`` (one int8 scale per row), and its component
+label comes from the initializer name (``emb.3.weight`` -> ``embedding.table3``; see
+``frontend/components.py``). Gathers on activations and constants are plain gathers (and fold
+at load time when everything is constant). ``nn.EmbeddingBag`` (a Loop) is lowered in
+``frontend/ops/control.py``.
+"""
+from __future__ import annotations
+
+import onnx
+
+from frontend.registry import FrontendError, LoweringContext, lowering
+
+_REDUCTIONS = ("none", "add", "mul", "max", "min")
+
+
+def _label(node: onnx.NodeProto) -> str:
+    return f"node {node.name or node.output[0]!r} ({node.op_type})"
+
+
+def _rank(ctx: LoweringContext, name: str) -> int | None:
+    shape = ctx.shape(name)
+    return None if shape is None else len(shape)
+
+
+@lowering("Gather")
+def lower_gather(ctx: LoweringContext, node: onnx.NodeProto) -> None:
+    """data[..], indices -> np.take(data, indices, axis); a parameter table is an embedding."""
+    axis = int(ctx.attrs(node).get("axis", 0))
+    data = node.input[0]
+    rank = _rank(ctx, data)
+    if rank is not None and axis < 0:
+        axis += rank
+    if ctx.is_parameter(data):
+        if axis == 0:
+            ctx.claim_parameter(data, node, "embedding", channel_axis=0)
+        else:
+            ctx.claim_parameter(data, node, "other", channel_axis=None)
+    ctx.emit("gather", [data, node.input[1]], [node.output[0]], {"axis": axis}, name=node.name)
+
+
+@lowering("GatherElements")
+def lower_gather_elements(ctx: LoweringContext, node: onnx.NodeProto) -> None:
+    axis = int(ctx.attrs(node).get("axis", 0))
+    ctx.emit("gather_elements", [node.input[0], node.input[1]], [node.output[0]], {"axis": axis}, name=node.name)
+
+
+@lowering("GatherND")
+def lower_gather_nd(ctx: LoweringContext, node: onnx.NodeProto) -> None:
+    batch_dims = int(ctx.attrs(node).get("batch_dims", 0))
+    ctx.emit("gather_nd", [node.input[0], node.input[1]], [node.output[0]],
+             {"batch_dims": batch_dims}, name=node.name)
+
+
+def _reduction(node: onnx.NodeProto, attrs: dict) -> str:
+    reduction = attrs.get("reduction", "none")
+    if reduction not in _REDUCTIONS:
+        raise FrontendError(f"{_label(node)}: attribute reduction={reduction!r} is not supported")
+    return reduction
+
+
+@lowering("ScatterND")
+def lower_scatter_nd(ctx: LoweringContext, node: onnx.NodeProto) -> None:
+    attrs = ctx.attrs(node)
+    ctx.emit("scatter_nd", list(node.input[:3]), [node.output[0]],
+             {"reduction": _reduction(node, attrs)}, name=node.name)
+
+
+@lowering("ScatterElements")
+def lower_scatter_elements(ctx: LoweringContext, node: onnx.NodeProto) -> None:
+    attrs = ctx.attrs(node)
+    ctx.emit("scatter_elements", list(node.input[:3]), [node.output[0]],
+             {"axis": int(attrs.get("axis", 0)), "reduction": _reduction(node, attrs)}, name=node.name)
