@@ -118,7 +118,14 @@ def resume(
     return _execute(program, env, start, keep_intermediates, stop)
 
 
-def _execute(
+def _execute(*args, **kwargs) -> RunResult:
+    # Faulty parameters legitimately produce inf/NaN; outcomes classify them (DUE), so
+    # numpy's floating-point warnings are noise here.
+    with np.errstate(all="ignore"):
+        return _execute_instructions(*args, **kwargs)
+
+
+def _execute_instructions(
     program: Program,
     env: dict[str, np.ndarray],
     start: int,
