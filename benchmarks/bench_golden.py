@@ -63,7 +63,9 @@ def main() -> None:
     with threadpool_limits(args.threads):
         for model in _models(args.zoo):
             inputs = _inputs_for(model)
-            inputs = {k: v[: args.max_batch] for k, v in inputs.items()}
+            leading = {v.shape[0] if v.ndim else None for v in inputs.values()}
+            if len(leading) == 1:  # batch-major inputs only (not DLRM's flat bag indices)
+                inputs = {k: v[: args.max_batch] for k, v in inputs.items()}
             options = ort.SessionOptions()
             options.intra_op_num_threads = args.threads
             options.inter_op_num_threads = 1

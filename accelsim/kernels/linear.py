@@ -29,6 +29,28 @@ def gemm(inst: Instruction, args: Sequence[np.ndarray | None]) -> tuple[np.ndarr
 
 @kernel("matmul")
 def matmul(inst: Instruction, args: Sequence[np.ndarray | None]) -> tuple[np.ndarray, ...]:
-    """numpy matmul: A[..., M, K] @ B[..., K, N] -> [..., M, N] (1-D operands as in numpy)."""
+    """numpy matmul: A[..., M, K] @ B[..., K, N] -> [..., M, N] (1-D operands as in numpy).
+
+    Speed: activations times a 2-D weight run as one [prod(...)·M, K] @ [K, N] BLAS GEMM, and
+    batched operands are made contiguous first — numpy's stacked matmul falls back to a slow
+    non-BLAS loop on strided views (e.g. the transposed keys of attention).
+    """
     a, b = args
+    if a.ndim > 2 and b.ndim == 2 and a.dtype == b.dtype and a.dtype.kind == "f":
+        flat = np.ascontiguousarray(a).reshape(-1, a.shape[-1]) @ b
+        return (flat.reshape(a.shape[:-1] + (b.shape[1],)),)
+    if a.ndim > 2 or b.ndim > 2:
+        a = _blas_friendly(a)
+        b = _blas_friendly(b)
     return (np.matmul(a, b),)
+
+
+def _blas_friendly(x: np.ndarray) -> np.ndarray:
+    """``x`` itself if its last two axes are C- or F-contiguous matrices, else a C copy."""
+    if x.ndim < 2 or x.flags.c_contiguous:
+        return x
+    item = x.itemsize
+    rows, cols = x.strides[-2], x.strides[-1]
+    if cols == item and rows == item * x.shape[-1] or rows == item and cols == item * x.shape[-2]:
+        return x
+    return np.ascontiguousarray(x)
