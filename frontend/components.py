@@ -11,8 +11,12 @@ rewrites maps framework paths to study labels; users may prepend their own.
 """
 from __future__ import annotations
 
+import ast
 import re
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+if TYPE_CHECKING:
+    import onnx
 
 # (pattern, replacement) applied in order with re.sub on the module path.
 DEFAULT_REWRITES: tuple[tuple[str, str], ...] = (
@@ -74,14 +78,38 @@ def apply_rewrites(path: str, rewrites: Sequence[tuple[str, str]]) -> str:
     return path
 
 
+def module_path_of_metadata(node: "onnx.NodeProto") -> str | None:
+    """Dynamo exporter: the innermost module of ``metadata_props['pkg.torch.onnx.name_scopes']``.
+
+    The list holds the cumulative module paths, then the aten call's own name
+    (``['', 'bert', ..., 'bert.encoder.layer.0.attention.self.query', 'linear']``).
+    """
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                return None
+            modules = [scope for scope in scopes[:-1] if scope]
+            return modules[-1] if modules else None
+    return None
+
+
 def component_label(
     initializer_name: str,
     consumer_node_name: str,
     rewrites: Iterable[tuple[str, str]] = (),
+    consumer_scope: str | None = None,
 ) -> str:
-    """Component label of a parameter (user rewrites first, then the defaults)."""
+    """Component label of a parameter (user rewrites first, then the defaults).
+
+    The module path comes from the initializer name, else the consumer's scope from dynamo
+    metadata (``consumer_scope``), else the legacy node name, else the sanitized node name.
+    """
     rules = tuple(rewrites) + DEFAULT_REWRITES
     path = module_path_of_initializer(initializer_name)
+    if path is None:
+        path = consumer_scope
     if path is None:
         path = module_path_of_node(consumer_node_name)
     if path is None:

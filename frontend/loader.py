@@ -17,7 +17,7 @@ from onnx import numpy_helper
 
 import frontend.ops  # noqa: F401  (registers every lowering rule)
 from accelsim.ir import Parameter, Program, ProgramError, TensorSpec
-from frontend.components import component_label, stable_parameter_name
+from frontend.components import component_label, module_path_of_metadata, stable_parameter_name
 from frontend.registry import RULES, FrontendError, LoweringContext, numpy_dtype
 
 
@@ -192,7 +192,8 @@ def lower_model(
                    _spec_shape(v))
         for v in graph.output
     )
-    return _assemble(ctx, inputs, outputs, name, tuple(component_rewrites))
+    scopes = {node.name: module_path_of_metadata(node) for node in graph.node if node.metadata_props}
+    return _assemble(ctx, inputs, outputs, name, tuple(component_rewrites), scopes)
 
 
 def _spec_shape(value: onnx.ValueInfoProto) -> tuple[int | str, ...]:
@@ -208,8 +209,12 @@ def _assemble(
     outputs: tuple[TensorSpec, ...],
     name: str,
     rewrites: tuple[tuple[str, str], ...],
+    scopes: dict[str, str | None],
 ) -> Program:
-    """Rename parameters to stable names, label components, drop dead code and unused constants."""
+    """Rename parameters to stable names, label components, drop dead code and unused constants.
+
+    ``scopes``: node name -> module path from dynamo metadata (for auto-named initializers).
+    """
     graph_outputs = {spec.name for spec in outputs}
     ctx.instructions = _live_instructions(ctx.instructions, graph_outputs)
     read = {tensor for inst in ctx.instructions for tensor in inst.inputs}
@@ -220,7 +225,7 @@ def _assemble(
         claim = ctx.claims.get(init_name)
         consumer = claim.component_hint if claim else _first_reader(ctx, init_name)
         role = claim.role if claim else "other"
-        component = component_label(init_name, consumer, rewrites)
+        component = component_label(init_name, consumer, rewrites, scopes.get(consumer))
         stable = stable_parameter_name(init_name, component, role, set(parameters))
         renames[init_name] = stable
         value = np.ascontiguousarray(ctx.initializers[init_name], dtype=np.float32)
