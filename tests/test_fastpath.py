@@ -1,0 +1,220 @@
+"""Fast exact injection: equals a full re-run with the corrupted parameter, trial by trial."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pvf_toys
+from accelsim import executor
+from faults import models, outcome as oc
+from faults.fastpath import FastInjector, Fault
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = Path(os.environ.get("ACCELSIM_PVF_MODELS", ROOT / "accelsim" / "bundled"))
+
+
+def _reference(program, inputs, dtype, fault, inj):
+    value = inj.corrupted_value(fault)
+    out = executor.run(program, inputs, dtype=dtype, parameter_values={fault.param: value})
+    return out.outputs[inj.output][fault.rows]
+
+
+def _faults(inj, program, spec, n, seed, batch, max_rows=3):
+    model = models.parse_fault(spec)
+    names = [p for p in program.parameters]
+    out = []
+    for t in range(n):
+        rng = np.random.default_rng([seed, t])
+        param = names[rng.integers(len(names))]
+        c = models.draw(model, inj.stored(param), rng)
+        rows = np.sort(rng.choice(batch, size=int(rng.integers(1, max_rows + 1)), replace=False))
+        out.append(Fault(param, c, rows))
+    return out
+
+
+def _check(program, inputs, dtype, spec, n=150, seed=0):
+    inj = FastInjector(program, inputs, dtype)
+    batch = inj.batch
+    faults = _faults(inj, program, spec, n, seed, batch)
+    results = inj.evaluate(faults)
+    scale = float(np.max(np.abs(inj.golden_output)))
+    early = 0
+    for f, res in zip(faults, results):
+        ref = _reference(program, inputs, dtype, f, inj)
+        assert res.output.shape == ref.shape
+        fin = np.isfinite(ref)
+        assert np.array_equal(fin, np.isfinite(res.output)), (f.param, f.corruption)
+        assert np.array_equal(np.isnan(ref), np.isnan(res.output))
+        err = np.abs(np.where(fin, res.output, 0) - np.where(fin, ref, 0)).max()
+        assert err <= 1e-5 * max(scale, np.abs(np.where(fin, ref, 0)).max()), (f.param, f.corruption, err)
+        if res.early_masked:
+            early += 1
+            assert np.array_equal(res.output, inj.golden_output[f.rows])
+    return inj, results, early
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16", "int8"])
+@pytest.mark.parametrize("spec", ["sbf", "burst:len=3,word=32", "mbf:ber=0.002", "stuck1", "random"])
+def test_mlp_equals_full_rerun(dtype, spec):
+    program = pvf_toys.mlp()
+    inj, results, _ = _check(program, pvf_toys.inputs_for(program), dtype, spec)
+    assert all(inj._stackable.values()) and inj._stackable  # every gemm start was stacked
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
+def test_cnn_equals_full_rerun(dtype):
+    program = pvf_toys.cnn()
+    inj, results, early = _check(program, pvf_toys.inputs_for(program, batch=12), dtype, "sbf", n=200)
+    assert inj._stackable.get(0) and inj._stackable.get(3)
+    assert 0 < early < 200
+
+
+def test_tied_weights_and_generic_ops():
+    program = pvf_toys.tied()
+    inj, results, _ = _check(program, pvf_toys.inputs_for(program), "fp32", "sbf", n=200)
+    assert len(inj.readers["shared.weight"]) == 2  # corrupted value seen by both readers
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
+def test_dlrm_toy_embeddings(dtype):
+    program, inputs = pvf_toys.dlrm(batch=24)
+    inj, results, early = _check(program, inputs, dtype, "sbf", n=300)
+    # an embedding fault changes only samples that look its row up: most are masked at once
+    emb = [r for r in results if r.start in ("g0", "bag1")]
+    assert emb and sum(r.early_masked for r in emb) > len(emb) // 2
+
+
+def test_embedding_row_hits_only_its_samples():
+    program, inputs = pvf_toys.dlrm(batch=24)
+    inj = FastInjector(program, inputs)
+    row = int(inputs["idx0"][5, 1])
+    users = np.nonzero((inputs["idx0"] == row).any(axis=1))[0]
+    others = np.setdiff1d(np.arange(24), users)[:3]
+    stored = inj.stored("emb0.weight")
+    c = models.draw(models.FaultModel("sbf"), stored, np.random.default_rng(0), bit=30)
+    c = models.Corruption(np.array([row * 6 + 2]), stored.bits.reshape(-1)[[row * 6 + 2]],
+                          stored.bits.reshape(-1)[[row * 6 + 2]] ^ np.uint32(1 << 28), 28, 1)
+    hit, miss = inj.evaluate([Fault("emb0.weight", c, users), Fault("emb0.weight", c, others)])
+    assert not hit.early_masked and miss.early_masked
+    assert np.all(hit.output != inj.golden_output[users])
+    assert np.array_equal(miss.output, inj.golden_output[others])
+
+
+def test_stuck_at_same_value_is_early_masked():
+    program = pvf_toys.mlp()
+    inputs = pvf_toys.inputs_for(program)
+    inj = FastInjector(program, inputs)
+    stored = inj.stored("fc1.weight")
+    bits = int(stored.bits.reshape(-1)[7])
+    kind = "stuck1" if bits >> 30 & 1 else "stuck0"
+    c = models.draw(models.FaultModel(kind), stored, np.random.default_rng(0), bit=30)
+    c = models.Corruption(np.array([7]), c.old_bits * 0 + np.uint32(bits), c.old_bits * 0 + np.uint32(bits), 30, 0)
+    (res,) = inj.evaluate([Fault("fc1.weight", c, np.array([1, 2]))])
+    assert res.early_masked and np.array_equal(res.output, inj.golden_output[[1, 2]])
+
+
+def test_records_and_outcomes_of_a_known_fault():
+    program = pvf_toys.mlp()
+    inputs = pvf_toys.inputs_for(program)
+    inj = FastInjector(program, inputs)
+    stored = inj.stored("fc2.bias")
+    g_top = int(np.argmax(inj.golden_output[0]))
+    # turn the bias of another class into a huge value: top-1 must move to that class
+    other = (g_top + 1) % 10
+    old = stored.bits.reshape(-1)[[other]]
+    new = (np.array([3.0e6], dtype=np.float32)).view(np.uint32)
+    c = models.Corruption(np.array([other]), old, new, -1, 1)
+    (res,) = inj.evaluate([Fault("fc2.bias", c, np.array([0]))])
+    rec = oc.compare(inj.golden_output[[0]], res.output, np.array([0]))
+    assert rec["f_top1"][0] == other and rec["g_top1"][0] == g_top
+    assert oc.parse_criterion("top1").trial_outcome(rec) == oc.SDC
+    assert rec["dev"][0] == pytest.approx(3.0e6, rel=1e-3)
+    inf = np.array([np.inf], dtype=np.float32).view(np.uint32)
+    (res,) = inj.evaluate([Fault("fc2.bias", models.Corruption(np.array([other]), old, inf, -1, 1), np.array([0]))])
+    rec = oc.compare(inj.golden_output[[0]], res.output, np.array([0]))
+    assert rec["nonfinite"][0] and oc.parse_criterion("top1").trial_outcome(rec) == oc.DUE
+
+
+# ---------------------------------------------------------------------------- vs onnxruntime
+def _onnx_mlp(path: Path) -> None:
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+
+    rng = np.random.default_rng(3)
+    w1 = (rng.standard_normal((32, 20)) / 4).astype(np.float32)
+    b1 = (0.1 * rng.standard_normal(32)).astype(np.float32)
+    w2 = (rng.standard_normal((32, 10)) / 5).astype(np.float32)
+    b2 = (0.1 * rng.standard_normal(10)).astype(np.float32)
+    nodes = [
+        helper.make_node("Gemm", ["x", "fc1.weight", "fc1.bias"], ["h"], name="/fc1/Gemm", transB=1),
+        helper.make_node("Relu", ["h"], ["hr"], name="/relu/Relu"),
+        helper.make_node("MatMul", ["hr", "fc2.weight"], ["m"], name="/fc2/MatMul"),
+        helper.make_node("Add", ["m", "fc2.bias"], ["logits"], name="/fc2/Add"),
+    ]
+    graph = helper.make_graph(
+        nodes, "toy",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 20])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        [numpy_helper.from_array(a, n) for a, n in
+         [(w1, "fc1.weight"), (b1, "fc1.bias"), (w2, "fc2.weight"), (b2, "fc2.bias")]],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_exactness_against_onnxruntime_small(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from frontend import load_onnx
+    from faults.naive import OnnxNaive, exactness_check
+
+    path = tmp_path / "toy.onnx"
+    _onnx_mlp(path)
+    program = load_onnx(path)
+    inputs = {"x": np.random.default_rng(0).standard_normal((40, 20)).astype(np.float32)}
+    report = exactness_check(path, program, inputs, faults=300, seed=1, inputs_per_fault=2)
+    assert report["params"] == 4
+    assert report["mismatches"] == [], report["mismatches"][:3]
+    assert report["inputs_compared"] + report["set_aside"] == 600
+    assert report["set_aside"] <= 6
+    assert report["outcomes"][1] > 5  # some SDCs were really compared
+    # the naive "feed" mode equals the literal initializer rewrite
+    feed, rewrite = OnnxNaive(path, program), OnnxNaive(path, program, mode="rewrite")
+    w = np.array(program.parameter_values["fc2.weight"])
+    w[3, 4] = 1e4
+    x = inputs["x"][:5]
+    assert np.array_equal(feed.run({"x": x}, {"fc2.weight": w}), rewrite.run({"x": x}, {"fc2.weight": w}))
+    assert not np.array_equal(feed.run({"x": x}, {"fc2.weight": w}), feed.run({"x": x}))
+
+
+BUNDLED_CASES = [
+    # (model, target, inputs per fault, faults, eval inputs)
+    ("lenet5", None, 2, 500, 64),
+    ("dlrm_small", None, 2, 500, 64),
+    ("dlrm_small", "group=embedding", 0, 200, 512),  # all inputs: looked-up rows really get hit
+    ("dlrm_small", "group=*mlp", 2, 300, 64),
+]
+
+
+@pytest.mark.parametrize("name,target,per_fault,n,n_eval", BUNDLED_CASES)
+def test_exactness_bundled_models(name, target, per_fault, n, n_eval):
+    folder = BUNDLED / name
+    if not (folder / "model.onnx").is_file():
+        pytest.skip(f"bundled {name} not built in this checkout")
+    from frontend import load_onnx
+    from faults.naive import exactness_check
+
+    program = load_onnx(folder / "model.onnx")
+    with np.load(folder / "eval_inputs.npz") as data:
+        inputs = {k: data[k][:n_eval] for k in data.files}
+    n_eval = min(n_eval, len(next(iter(inputs.values()))))
+    report = exactness_check(folder / "model.onnx", program, inputs, faults=n, seed=7,
+                             inputs_per_fault=per_fault, target=target)
+    pairs = n * (per_fault or n_eval)
+    assert report["mismatches"] == [], report["mismatches"][:3]
+    assert report["set_aside"] + report["kernel_noise"] <= 0.02 * pairs
+    assert report["inputs_compared"] >= 0.98 * pairs
+    assert report["early_masked"] < n  # not everything trivially masked
