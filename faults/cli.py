@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "faults.app.pvf_cmd",
     "faults.app.report_cmd",
     "faults.app.demo_cmd",
+    "faults.app.avf_cmd",
 )
 
 
@@ -36,12 +37,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     sub = parser.add_subparsers(dest="command", required=True)
     modules: dict[str, object] = {}
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # command not built yet in this checkout
-            raise
+        module = importlib.import_module(module_name)
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
         modules[module.NAME] = module
