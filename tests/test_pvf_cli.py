@@ -115,10 +115,6 @@ def test_missing_inputs(tmp_path, capsys):
 
 
 def test_demo_small_scale(tmp_path, capsys):
-    from accelsim import bundled
-
-    if not (bundled.path("lenet5") / "model.onnx").is_file():
-        pytest.skip("bundled models not built in this checkout")
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--scale", "0.02", "--workers", "1", "--no-progress"]) == 0
     text = (out / "demo.md").read_text()

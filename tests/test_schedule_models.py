@@ -12,17 +12,12 @@ from accelsim.config import list_presets, load_config
 from accelsim.schedule import simulate
 from accelsim.schedule.replay import replay
 
-frontend = pytest.importorskip("frontend")
-bundled = pytest.importorskip("accelsim.bundled")
+import frontend
+from accelsim import bundled
 
 
 def _bundled(name):
-    if not hasattr(bundled, "path"):
-        pytest.skip("accelsim.bundled.path not available yet")
-    path = bundled.path(name) / "model.onnx"
-    if not path.is_file():
-        pytest.skip(f"bundled model {name} not built yet")
-    return path
+    return bundled.path(name) / "model.onnx"
 
 
 def _golden(name, batch=4):
