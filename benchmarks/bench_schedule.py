@@ -74,7 +74,9 @@ def _onnx_models(zoo: Path, batch: int):
             continue
         program = load_onnx(path)
         with np.load(npz[0]) as data:
-            inputs = {k: data[k][:batch] for k in data.files if k in program.input_names}
+            inputs = {k: data[k] for k in data.files if k in program.input_names}
+        if len({v.shape[0] for v in inputs.values()}) == 1:  # batch-major (not flat bag indices)
+            inputs = {k: v[:batch] for k, v in inputs.items()}
         cache = executor.run(program, inputs, keep_intermediates=True).cache
         shapes = {k: tuple(np.shape(v)) for k, v in cache.items()}
         yield f"{path.parent.name}/{path.name}", program, shapes, cache
