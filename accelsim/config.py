@@ -35,10 +35,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Iterable
 
+from accelsim.errors import UserError
+
 DATAFLOWS = ("ws", "os", "is")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file or override is invalid; the message is one line naming the key."""
 
 

@@ -29,8 +29,10 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from accelsim.errors import UserError
 
-class ProgramError(ValueError):
+
+class ProgramError(UserError, ValueError):
     """A Program is malformed (dangling tensor name, duplicate output, bad shape, ...)."""
 
 

@@ -21,13 +21,15 @@ from typing import Mapping
 
 import numpy as np
 
+from accelsim.errors import UserError
+
 FORMATS = ("fp32", "fp16", "bf16", "int8")
 
 BITS_PER_ELEMENT = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
 _BITS_DTYPE = {"fp32": np.uint32, "fp16": np.uint16, "bf16": np.uint16, "int8": np.uint8}
 
 
-class StorageError(ValueError):
+class StorageError(UserError, ValueError):
     """Unknown storage format or malformed stored tensor."""
 
 

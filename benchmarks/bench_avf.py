@@ -41,10 +41,10 @@ def _model_dir(name: str, zoo: Path) -> Path:
 
 
 def _naive_check(ctx, structure: str, count: int, seed: int) -> dict:
-    from faults import outcome as oc
-    from faults.partial import PartialFault
-    from faults.sites import Site
-    from faults.tile_replay import NaiveUnsupported, naive_outputs
+    from faults.common import outcome as oc
+    from faults.inject.partial import PartialFault
+    from faults.avf.sites import Site
+    from faults.reference.tile_replay import NaiveUnsupported, naive_outputs
 
     res, rv, inj = ctx.schedule.residency, ctx.resolver, ctx.injector
     rows = res.select(structure)
@@ -68,22 +68,23 @@ def _naive_check(ctx, structure: str, count: int, seed: int) -> dict:
                 break
     batch = np.arange(ctx.batch)
     t = time.perf_counter()
-    fast = inj.evaluate([PartialFault(r, batch) for r in sites])
+    faults = [PartialFault(r.param, r.element, r.element_bit, r.uses, r.full, batch) for r in sites]
+    fast = inj.evaluate(faults)
     t_fast = time.perf_counter() - t
-    golden = np.asarray(inj.inj.golden_output)
+    golden = np.asarray(ctx.fast.golden_output)
     agree = ambiguous = skipped = mismatch = 0
     t = time.perf_counter()
-    for r, f in zip(sites, fast):
-        new, old = inj.delta(r)
+    for r, pf, f in zip(sites, faults, fast):
+        new, old = inj.delta(pf)
         try:
-            nv = naive_outputs(rv, ctx.program, inj.inj.golden, r.site, new, old,
+            nv = naive_outputs(rv, ctx.program, inj.gold.tensors, r.site, new, old,
                                (rv.param_names.index(r.param), r.element))
         except NaiveUnsupported:
             skipped += 1
             continue
         g, b = (golden, golden) if nv is None else nv
-        rf = oc.compare(golden, f.output, batch, probability=inj.inj.probability_output)
-        rn = oc.compare(g, b, batch, probability=inj.inj.probability_output)
+        rf = oc.compare(golden, f.output, batch, probability=ctx.fast.probability_output)
+        rn = oc.compare(g, b, batch, probability=ctx.fast.probability_output)
         of, on = ctx.criterion.outcomes(rf), ctx.criterion.outcomes(rn)
         if np.array_equal(of, on):
             agree += 1
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     from accelsim.config import load_config
-    from faults.avf import AvfContext, draw_site, run_direct
+    from faults.avf.context import AvfContext
+    from faults.avf.direct import draw_site, run_direct
     from frontend import load_onnx
 
     threadpool_limits(1)

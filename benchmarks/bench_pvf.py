@@ -84,11 +84,12 @@ def torch_module(folder: Path):
 def bench_model(folder: Path, *, faults: int, inputs_per_fault: int, eval_size: int, seed: int) -> dict:
     import torch
 
-    from faults.app.common import load_program
-    from faults.campaign import CampaignConfig, TrialEvaluator
-    from faults.runner import single_blas_thread
-    from faults.naive import OnnxNaive, TorchEagerNaive, subset_inputs
-    from faults import outcome as oc
+    from frontend import load_onnx as load_program
+    from faults.pvf.evaluator import TrialEvaluator
+    from faults.pvf.plan import CampaignConfig
+    from faults.common.threads import single_blas_thread
+    from faults.reference.onnx_naive import OnnxNaive, TorchEagerNaive, subset_inputs
+    from faults.common import outcome as oc
 
     torch.set_num_threads(1)
     program = load_program(str(folder / "model.onnx"))
@@ -123,7 +124,7 @@ def bench_model(folder: Path, *, faults: int, inputs_per_fault: int, eval_size: 
         if tnaive is not None:
             for _, _, f in drawn[:5]:
                 tnaive.run(subset_inputs(inputs, f.rows, inj.batch) or inputs, f.param, f.corruption.index,
-                           inj._new_values(f)[0])
+                           inj.fault_values(f)[0])
         # fast path (the whole campaign work per trial)
         t0 = time.perf_counter()
         rows = []
@@ -139,9 +140,9 @@ def bench_model(folder: Path, *, faults: int, inputs_per_fault: int, eval_size: 
             for _, _, f in drawn:
                 sub = subset_inputs(inputs, f.rows, inj.batch)
                 if sub is None:
-                    out = tnaive.run(inputs, f.param, f.corruption.index, inj._new_values(f)[0])[f.rows]
+                    out = tnaive.run(inputs, f.param, f.corruption.index, inj.fault_values(f)[0])[f.rows]
                 else:
-                    out = tnaive.run(sub, f.param, f.corruption.index, inj._new_values(f)[0])
+                    out = tnaive.run(sub, f.param, f.corruption.index, inj.fault_values(f)[0])
                 outs.append(out)
             torch_s = time.perf_counter() - t0
             golden_t = tnaive.run(inputs)

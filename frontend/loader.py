@@ -13,6 +13,7 @@ from typing import Iterable
 
 import numpy as np
 import onnx
+from google.protobuf.message import Error as ProtobufError
 from onnx import numpy_helper
 
 import frontend.ops  # noqa: F401  (registers every lowering rule)
@@ -43,7 +44,7 @@ def read_model(path: Path) -> onnx.ModelProto:
         raise FrontendError(f"{path}: no such ONNX file")
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
+    except _UNREADABLE_MODEL as exc:
         raise FrontendError(
             f"{path}: not a readable ONNX model (truncated or corrupt file: {type(exc).__name__})"
         ) from None
@@ -66,9 +67,18 @@ def read_model(path: Path) -> onnx.ModelProto:
     if external:
         try:
             onnx.load_external_data_for_model(model, str(folder))
-        except Exception as exc:
+        except _UNREADABLE_EXTERNAL_DATA as exc:
             raise FrontendError(f"{path}: external data could not be read: {exc}") from None
     return model
+
+
+# What onnx.load raises on a bad file: protobuf DecodeError (binary) / ParseError (json,
+# textproto), onnx.parser.ParseError (onnxtxt), UnicodeDecodeError and other ValueErrors, OSError.
+_UNREADABLE_MODEL = (ProtobufError, onnx.parser.ParseError, ValueError, OSError)
+# What onnx.load_external_data_for_model raises on bad external data: OSError (unreadable
+# file), ValueError (offset/length not numbers or past the end of the file), ValidationError
+# (location is a symbolic link or not a regular file).
+_UNREADABLE_EXTERNAL_DATA = (OSError, ValueError, onnx.checker.ValidationError)
 
 
 def _all_initializers(graph: onnx.GraphProto) -> Iterable[onnx.TensorProto]:
@@ -100,8 +110,8 @@ def _shapes_from_inference(
 ) -> dict[str, tuple[int | str, ...]]:
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:
-        inferred = model
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError):
+        inferred = model  # the model's graph fails inference: lower without inferred shapes
     shapes: dict[str, tuple[int | str, ...]] = {}
     graph = inferred.graph
     for value in list(graph.value_info) + list(graph.input) + list(graph.output):
@@ -168,6 +178,7 @@ def lower_model(
         parameter_names=parameter_names,
         value_shapes=_shapes_from_inference(model, value_types),
         opset=_default_opset(model),
+        opset_imports={opset.domain: opset.version for opset in model.opset_import},
     )
     ctx.value_types = value_types
     for tensor_name, value in initializers.items():

@@ -1,7 +1,8 @@
 """Lowering rules, registered by ONNX op type, and the context they lower into.
 
 A lowering rule is ``fn(ctx, node) -> None``: it reads the ONNX ``node`` (attributes via
-``ctx.attrs(node)`` with defaults filled in by the rule, constant operands via
+``ctx.attrs(node)``, which fills every attribute the node leaves out from the ONNX operator
+schema's default at the model's opset — see ``frontend/attributes.py``; constant operands via
 ``ctx.constant(name)``) and emits IR instructions with ``ctx.emit``. One rule per ONNX op
 type, one module per op family (``frontend/ops/*.py``), registered with ``@lowering``.
 
@@ -17,18 +18,41 @@ from typing import Any, Callable
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
+from accelsim.errors import UserError
 from accelsim.ir import Instruction, unique_name
 from accelsim.kernels import KERNELS
+from frontend.attributes import DEFAULT_DOMAINS, explicit_attributes, node_attributes
 
 LoweringRule = Callable[["LoweringContext", onnx.NodeProto], None]
 
 RULES: dict[str, LoweringRule] = {}
 
 
-class FrontendError(ValueError):
-    """A model cannot be loaded or lowered; the message is one line saying what and where."""
+class FrontendError(UserError, ValueError):
+    """A model cannot be loaded or lowered; the message is one line saying what and where.
+
+    Only for problems of the user's model or file; a broken invariant of the frontend itself
+    raises ``RuntimeError`` (a bug, shown with its traceback).
+    """
+
+
+class NodeAttributes(dict):
+    """``ctx.attrs(node)``: attribute name -> value; reading an absent one with ``[]`` is a
+    one-line :class:`FrontendError` (the node must set it: its schema has no default)."""
+
+    def __init__(self, values: dict[str, Any], node: onnx.NodeProto, opset: int | None) -> None:
+        super().__init__(values)
+        self._where = f"node {node.name or node.output[0]!r} ({node.op_type})"
+        domain = "" if node.domain in DEFAULT_DOMAINS else f"{node.domain}."
+        self._schema = f"{domain}{node.op_type} at opset {opset}"
+
+    def __missing__(self, name: str) -> Any:
+        raise FrontendError(
+            f"{self._where}: attribute {name} is required (not set, and the ONNX schema of "
+            f"{self._schema} gives no default)"
+        )
 
 
 def lowering(*op_types: str) -> Callable[[LoweringRule], LoweringRule]:
@@ -66,6 +90,8 @@ class LoweringContext:
         claims: parameter initializer name -> role/channel axis claimed by a rule.
         value_shapes: tensor name -> shape from ONNX shape inference (ints or symbolic str).
         opset: the model's default-domain opset version.
+        opset_imports: domain -> opset version for every domain the model imports (the
+            default domain may be absent here; ``opset`` is authoritative for it).
         readers: tensor name -> op type of every ONNX node input reading it (subgraphs
             included) and ``"<graph output>"`` per graph output it is.
         value_types: tensor name -> ONNX element type (TensorProto.*) from shape inference.
@@ -77,6 +103,7 @@ class LoweringContext:
     parameter_names: set[str]
     value_shapes: dict[str, tuple[int | str, ...]]
     opset: int
+    opset_imports: dict[str, int] = field(default_factory=dict)
     constants: dict[str, np.ndarray] = field(default_factory=dict)
     instructions: list[Instruction] = field(default_factory=list)
     claims: dict[str, ParameterClaim] = field(default_factory=dict)
@@ -87,20 +114,24 @@ class LoweringContext:
     _tensor_counter: int = 0
 
     # ------------------------------------------------------------- reading the node
-    @staticmethod
-    def attrs(node: onnx.NodeProto) -> dict[str, Any]:
-        """The node's attributes as Python values (tensors as numpy arrays, strings as str)."""
-        out: dict[str, Any] = {}
-        for attribute in node.attribute:
-            value = helper.get_attribute_value(attribute)
-            if isinstance(value, bytes):
-                value = value.decode("utf-8")
-            elif isinstance(value, onnx.TensorProto):
-                value = numpy_helper.to_array(value)
-            elif isinstance(value, list) and value and isinstance(value[0], bytes):
-                value = [v.decode("utf-8") for v in value]
-            out[attribute.name] = value
-        return out
+    def opset_of(self, domain: str) -> int | None:
+        """The model's opset version for ``domain``; None if the model does not import it."""
+        if domain in DEFAULT_DOMAINS:
+            return self.opset
+        return self.opset_imports.get(domain)
+
+    def attrs(self, node: onnx.NodeProto, *, schema_defaults: bool = True) -> NodeAttributes:
+        """The node's attributes as Python values (tensors as numpy arrays, strings as str).
+
+        With ``schema_defaults`` (the normal case) every attribute the node leaves out is
+        filled from the ONNX schema of its op at the model's opset, when the schema has a
+        default; without, only the attributes the node itself sets. ``attrs[name]`` of an
+        attribute still absent raises a one-line FrontendError; ``attrs.get`` does not.
+        """
+        opset = self.opset_of(node.domain)
+        if not schema_defaults:
+            return NodeAttributes(explicit_attributes(node), node, opset)
+        return NodeAttributes(node_attributes(node, opset), node, opset)
 
     def constant(self, name: str) -> np.ndarray | None:
         """Load-time value of tensor ``name`` if it is a constant (never a parameter)."""
@@ -160,10 +191,10 @@ class LoweringContext:
     def replace_parameter_value(self, name: str, value: np.ndarray, source: str) -> None:
         """Give parameter initializer ``name`` a new value (e.g. BatchNorm folded into it)."""
         if name not in self.parameter_names:
-            raise FrontendError(f"internal: {name!r} is not a parameter")
+            raise RuntimeError(f"internal: {name!r} is not a parameter")
         value = np.asarray(value, dtype=np.float32)
         if value.shape != self.initializers[name].shape:
-            raise FrontendError(f"internal: new value of {name!r} changes its shape")
+            raise RuntimeError(f"internal: new value of {name!r} changes its shape")
         self.initializers[name] = value
         self.parameter_sources[name] = source
 
@@ -207,7 +238,7 @@ class LoweringContext:
     ) -> None:
         """Append an IR instruction, or fold it into constants if every input is constant."""
         if op not in KERNELS:
-            raise FrontendError(f"internal: IR op {op!r} (for {name!r}) has no kernel")
+            raise RuntimeError(f"internal: IR op {op!r} (for {name!r}) has no kernel")
         attrs = dict(attrs or {})
         present = [tensor for tensor in inputs if tensor]
         if all(self.constant(tensor) is not None for tensor in present):
@@ -215,7 +246,7 @@ class LoweringContext:
             args = [self.constants[t] if t else None for t in inputs]
             try:
                 results = KERNELS[op](inst, args)
-            except Exception as exc:
+            except Exception as exc:  # broad on purpose: the kernel failed on the model's own constants
                 raise FrontendError(
                     f"node {name!r}: constant folding of {op} failed: {type(exc).__name__}: {exc}"
                 ) from exc

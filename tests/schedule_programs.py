@@ -141,5 +141,17 @@ def dlrm_like(batch=4, rows=50, dim=8, seed=3):
     return prog, cache
 
 
+def gemm_add_c(batch=4, k=3, n=2, seed=4):
+    """gemm(x, w, c) whose C is an activation (a graph input), not a bias parameter."""
+    rng = np.random.default_rng(seed)
+    x, w, c = _ints(rng, (batch, k)), _ints(rng, (k, n)), _ints(rng, (batch, n))
+    y = x @ w + c
+    params = {"fc.w": Parameter("fc.w", w.shape, "fc", "weight", 1)}
+    attrs = {"alpha": 1.0, "beta": 1.0, "trans_a": 0, "trans_b": 0}
+    insts = [Instruction("gemm", "fc", ("x", "fc.w", "c"), ("y",), attrs)]
+    prog = _program({"x": x, "c": c}, {"y": y}, params, {"fc.w": w}, insts)
+    return prog, {"x": x, "c": c, "y": y}
+
+
 def shapes_of(cache):
     return {name: tuple(np.shape(v)) for name, v in cache.items()}

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 from accelsim.config import load_config
-from faults import stats
-from faults.avf import (AvfContext, AvfError, draw_site, gap_explanation, joined_avf, run_direct, run_pvf,
-                        summarize_direct)
-from faults.avf_store import AvfStore, AvfStoreError
-from faults.fit import BITS_PER_MBIT, FitError, fit_table, parse_fit, raw_rates
+from faults.common import stats
+from faults.avf.context import AvfContext, AvfError
+from faults.avf.direct import draw_site, occupied, run_direct, summarize_direct
+from faults.avf.joined import PvfEntry, gap_explanation, joined_avf, run_pvf
+from faults.avf.study import JoinConfig
+from faults.avf.store import AvfStore, StoreError as AvfStoreError
+from faults.avf.fit import BITS_PER_MBIT, FitError, fit_table, parse_fit, raw_rates
 
 BUNDLED = Path(__file__).resolve().parents[1] / "accelsim" / "bundled"
 
@@ -62,8 +64,6 @@ def test_live_share_matches_exact_ace_share(model, sets):
 
 def test_occupied_sampling_estimates_the_same_avf():
     """Sampling only occupied bit-cycles and scaling by the exact occupied share is unbiased."""
-    from faults.avf import occupied
-
     ctx = _ctx("lenet5", "edge_npu")
     for structure in ("weight_sram", "pe"):
         rows = run_direct(ctx, structure, 400, seed=6, mode="occupied")
@@ -100,7 +100,7 @@ def test_pe_gap_is_explained():
     rows = run_direct(ctx, "pe", 300, seed=4)
     assert any(r["status"] == "live" and not r["full"] for r in rows)
     direct = summarize_direct(ctx, "pe", rows)
-    ones = {p: __import__("faults.avf", fromlist=["PvfEntry"]).PvfEntry(1, 1, 1, 0, 0, 0)
+    ones = {p: PvfEntry(1, 1, 1, 0, 0, 0)
             for p in ctx.program.parameters}
     text = gap_explanation(direct, joined_avf(ctx, "pe", ones), rows)
     assert "only the remaining reads" in text
@@ -114,7 +114,7 @@ def test_direct_is_deterministic_and_resumes(lenet_tpu, tmp_path):
         stored = run_direct(ctx, "weight_sram", 80, seed=9, store=store, chunk_size=16)
     key = ("trial", "address", "bit", "cycle", "status", "element", "outcome", "n_sdc")
     assert [tuple(r[k] for k in key) for r in plain] == [tuple(r[k] for k in key) for r in stored]
-    with pytest.raises(AvfStoreError, match="another AVF study"):
+    with pytest.raises(AvfStoreError, match="different AVF study"):
         AvfStore(tmp_path, {"study": 2})
 
 
@@ -144,7 +144,7 @@ def test_fit_arithmetic_and_options():
 
 
 def _cli(*argv: str) -> int:
-    from faults.app import avf_cmd
+    from cli import avf_cmd
 
     parser = argparse.ArgumentParser()
     avf_cmd.add_arguments(parser)
@@ -170,7 +170,7 @@ def test_cli_study_report_and_sweep(tmp_path, capsys):
     rows = list(csv.DictReader((sweep / "sweep.csv").open()))
     assert {r["value"] for r in rows} == {"16", "64"} and (sweep / "sweep.png").is_file()
     assert {r["structure"] for r in rows} == {"weight_sram", "embedding_sram", "pe", "total"}
-    from faults.app.common import CommandError
+    from cli.common import CommandError
 
     with pytest.raises(CommandError, match="--structure"):
         _cli(model, "--structure", "l3", "--out", str(tmp_path / "x"))
@@ -194,3 +194,44 @@ def test_joined_overestimates_when_flips_reach_only_later_reads(tmp_path):
     rows = run_direct(ctx, "hbm", 600, seed=1)
     hbm, hbm_joined = summarize_direct(ctx, "hbm", rows), joined_avf(ctx, "hbm", pvf)
     assert hbm.sdc_lo <= hbm_joined.sdc_hi and hbm_joined.sdc_lo <= hbm.sdc_hi
+
+
+def test_study_store_refuses_other_inputs_or_hardware(tmp_path):
+    """Provenance: a study folder resumes only the same study on the same model and inputs."""
+    from faults.avf.study import StudyConfig, run_study
+    from faults.common.store import StoreError
+
+    program, inputs = _load("lenet5")
+    hw = load_config("edge_npu", ["precision.weight_bytes=4"])
+    config = StudyConfig(structures=("pe",), trials=20, seed=3, join=JoinConfig(enabled=False))
+    first = run_study(AvfContext(program, inputs, hw, "fp32"), config, tmp_path)
+    other_inputs = {k: v[::-1].copy() for k, v in inputs.items()}  # same shapes, other samples
+    with pytest.raises(StoreError, match=r"different AVF study \(differs in: inputs\)"):
+        run_study(AvfContext(program, other_inputs, hw, "fp32"), config, tmp_path)
+    with pytest.raises(StoreError, match=r"differs in: hardware"):
+        run_study(AvfContext(program, inputs, load_config("edge_npu", ["precision.weight_bytes=4",
+                                                                       "array.rows=8"]), "fp32"), config, tmp_path)
+    # growing the study is the same study: the first 20 trials are kept as they were
+    grown = run_study(AvfContext(program, inputs, hw, "fp32"),
+                      StudyConfig(structures=("pe",), trials=30, seed=3, join=JoinConfig(enabled=False)), tmp_path)
+    assert grown.structures["pe"].direct.trials == 30 and first.structures["pe"].direct.trials == 20
+    with AvfStore(tmp_path, readonly=True) as store:
+        assert [r["trial"] for r in store.rows("pe")] == list(range(30))
+
+
+def test_join_refuses_pvf_of_another_model_or_inputs(tmp_path):
+    from faults.avf.joined import pvf_table
+
+    ctx = _ctx("lenet5", "edge_npu")
+    run_pvf(ctx, str(tmp_path / "pvf"), 5, seed=1)
+    assert set(pvf_table(ctx, str(tmp_path / "pvf"))) == set(ctx.program.parameters)
+    program, inputs = _load("lenet5", batch=8)
+    fewer = AvfContext(program, inputs, load_config("edge_npu", ["precision.weight_bytes=4"]), "fp32")
+    with pytest.raises(AvfError, match="measured on other inputs"):
+        pvf_table(fewer, str(tmp_path / "pvf"))
+    program, inputs = _load("lenet5")
+    retrained = program.with_parameter_values(
+        {name: value * np.float32(1.01) for name, value in program.parameter_values.items()})
+    other = AvfContext(retrained, inputs, load_config("edge_npu", ["precision.weight_bytes=4"]), "fp32")
+    with pytest.raises(AvfError, match="measured on another model"):
+        pvf_table(other, str(tmp_path / "pvf"))

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 
 import pvf_toys
-from faults import outcome as oc
-from faults import stats
-from faults.campaign import CampaignConfig, TrialEvaluator, make_plan, run_campaign, trial_rng
-from faults.store import StoreError, TrialStore
+from faults.common import outcome as oc
+from faults.common import stats
+from faults.pvf.campaign import run_campaign
+from faults.pvf.evaluator import TrialEvaluator
+from faults.pvf.plan import CampaignConfig, make_plan, trial_rng
+from faults.pvf.store import StoreError, TrialStore
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -87,7 +89,7 @@ def test_store_rejects_other_campaign_and_keeps_results(tmp_path):
     run_campaign(program, inputs, cfg, str(tmp_path), workers=1, progress=False)
     before = _rows(tmp_path)
     other = CampaignConfig(**{**cfg.to_dict(), "seed": 12})
-    with pytest.raises(StoreError, match="different campaign.*seed"):
+    with pytest.raises(StoreError, match="different PVF campaign.*seed"):
         run_campaign(program, inputs, other, str(tmp_path), workers=1, progress=False)
     assert _rows(tmp_path) == before
 
@@ -153,7 +155,8 @@ _KILL_SCRIPT = textwrap.dedent(
     import sys
     sys.path[:0] = [{tests!r}, {root!r}]
     import pvf_toys
-    from faults.campaign import CampaignConfig, run_campaign
+    from faults.pvf.campaign import run_campaign
+    from faults.pvf.plan import CampaignConfig
     program = pvf_toys.mlp(dims=(64, 256, 256, 10))
     inputs = pvf_toys.inputs_for(program, batch=64)
     cfg = CampaignConfig(fault="sbf", by=("layer",), trials=1200, seed=21, chunk_size=16,

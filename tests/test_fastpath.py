@@ -9,8 +9,8 @@ import pytest
 
 import pvf_toys
 from accelsim import executor
-from faults import models, outcome as oc
-from faults.fastpath import FastInjector, Fault
+from faults.common import fault_models as models, outcome as oc
+from faults.inject.engine import FastInjector, Fault
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = Path(os.environ.get("ACCELSIM_PVF_MODELS", ROOT / "accelsim" / "bundled"))
@@ -61,21 +61,21 @@ def _check(program, inputs, dtype, spec, n=150, seed=0):
 def test_mlp_equals_full_rerun(dtype, spec):
     program = pvf_toys.mlp()
     inj, results, _ = _check(program, pvf_toys.inputs_for(program), dtype, spec)
-    assert all(inj._stackable.values()) and inj._stackable  # every gemm start was stacked
+    assert all(inj.stacking_verdicts.values()) and inj.stacking_verdicts  # every gemm start was stacked
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
 def test_cnn_equals_full_rerun(dtype):
     program = pvf_toys.cnn()
     inj, results, early = _check(program, pvf_toys.inputs_for(program, batch=12), dtype, "sbf", n=200)
-    assert inj._stackable.get(0) and inj._stackable.get(3)
+    assert inj.stacking_verdicts.get(0) and inj.stacking_verdicts.get(3)
     assert 0 < early < 200
 
 
 def test_tied_weights_and_generic_ops():
     program = pvf_toys.tied()
     inj, results, _ = _check(program, pvf_toys.inputs_for(program), "fp32", "sbf", n=200)
-    assert len(inj.readers["shared.weight"]) == 2  # corrupted value seen by both readers
+    assert len(inj.gold.readers["shared.weight"]) == 2  # corrupted value seen by both readers
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "fp16"])
@@ -168,7 +168,8 @@ def _onnx_mlp(path: Path) -> None:
 
 def test_exactness_against_onnxruntime_small(tmp_path):
     from frontend import load_onnx
-    from faults.naive import OnnxNaive, exactness_check
+    from faults.reference.exactness import exactness_check
+    from faults.reference.onnx_naive import OnnxNaive
 
     path = tmp_path / "toy.onnx"
     _onnx_mlp(path)
@@ -202,7 +203,7 @@ BUNDLED_CASES = [
 def test_exactness_bundled_models(name, target, per_fault, n, n_eval):
     folder = BUNDLED / name
     from frontend import load_onnx
-    from faults.naive import exactness_check
+    from faults.reference.exactness import exactness_check
 
     program = load_onnx(folder / "model.onnx")
     with np.load(folder / "eval_inputs.npz") as data:

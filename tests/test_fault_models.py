@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from accelsim.storage import encode
-from faults import models
-from faults.models import FaultModel, FaultModelError, parse_fault
+from faults.common import fault_models as models
+from faults.common.fault_models import FaultModel, FaultModelError, parse_fault
 
 
 def _rng(seed: int = 0) -> np.random.Generator:

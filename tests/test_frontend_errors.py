@@ -114,8 +114,25 @@ def test_cli_reports_one_line_without_traceback(tmp_path):
     path = tmp_path / "m.onnx"
     path.write_bytes(b"\x08\x07garbage-not-a-model" * 3)
     env = dict(os.environ)
-    result = subprocess.run([sys.executable, "-m", "faults.cli", "inspect", str(path)],
+    result = subprocess.run([sys.executable, "-m", "cli", "inspect", str(path)],
                             capture_output=True, text=True, env=env)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("accelsim inspect: error:"), result.stderr
+
+
+def test_frontend_error_is_a_user_error():
+    from accelsim.errors import UserError
+
+    assert issubclass(FrontendError, UserError) and issubclass(FrontendError, ValueError)
+
+
+def test_broken_frontend_invariant_is_a_bug_not_a_user_error():
+    from frontend.registry import LoweringContext
+
+    ctx = LoweringContext(initializers={}, parameter_names=set(), value_shapes={}, opset=13)
+    with pytest.raises(RuntimeError, match="internal:") as info:
+        ctx.replace_parameter_value("absent", np.zeros(1, np.float32), source="test")
+    assert not isinstance(info.value, FrontendError)
+    with pytest.raises(RuntimeError, match="internal:"):
+        ctx.emit("no_such_ir_op", ["a"], ["b"], {}, name="n")

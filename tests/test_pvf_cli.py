@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faults import cli
+from cli import main as cli
 from test_fastpath import _onnx_mlp
 
 
@@ -103,7 +103,7 @@ def test_other_campaign_in_same_dir_is_refused(model, tmp_path, capsys):
     assert cli.main(base + ["--seed", "1"]) == 0
     before = _count(out)
     assert cli.main(base + ["--seed", "2"]) == 2
-    assert "different campaign" in capsys.readouterr().err
+    assert "different PVF campaign (differs in: seed)" in capsys.readouterr().err
     assert _count(out) == before == 10  # one stratum, 10 trials
 
 
@@ -111,7 +111,7 @@ def test_missing_inputs(tmp_path, capsys):
     path = tmp_path / "m.onnx"
     _onnx_mlp(path)
     assert cli.main(["pvf", str(path), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
-    assert "no --inputs given" in capsys.readouterr().err
+    assert "m.onnx: no eval_inputs.npz beside the model" in capsys.readouterr().err
 
 
 def test_demo_small_scale(tmp_path, capsys):
@@ -124,3 +124,33 @@ def test_demo_small_scale(tmp_path, capsys):
     assert "| embedding |" in text and "| bottom_mlp |" in text and "| top_mlp |" in text
     assert (out / "lenet5_layer_bit" / "report" / "pvf_by_bit.png").is_file()
     assert (out / "dlrm_small_dtype" / "report" / "pvf_by_dtype.png").is_file()
+
+
+def test_only_user_errors_are_one_line(monkeypatch, capsys):
+    """A UserError is one line (exit 2); any other exception is a bug and propagates."""
+    from accelsim.errors import UserError
+    from cli import inspect_cmd
+
+    def user_error(args):
+        raise UserError("bad thing at X\nsecond line")
+
+    monkeypatch.setattr(inspect_cmd, "main", user_error)
+    assert cli.main(["inspect", "m.onnx"]) == 2
+    assert capsys.readouterr().err == "accelsim inspect: error: bad thing at X\n"
+    with pytest.raises(UserError):
+        cli.main(["--debug", "inspect", "m.onnx"])
+
+    def bug(args):
+        raise ValueError("an internal inconsistency")
+
+    monkeypatch.setattr(inspect_cmd, "main", bug)
+    with pytest.raises(ValueError, match="internal inconsistency"):
+        cli.main(["inspect", "m.onnx"])
+
+
+def test_argument_errors_are_one_line(capsys):
+    assert cli.main(["run", "m.onnx", "--inputs", "x.npz", "--out", "y.npz", "--dtype", "fp64"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("accelsim run: error: argument --dtype: invalid choice: 'fp64'") and err.count("\n") == 1
+    assert cli.main(["frobnicate"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

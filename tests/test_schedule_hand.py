@@ -89,8 +89,8 @@ def test_ws_by_hand(hw_path):
     ops = s.ops
     # folds ⌈8/4⌉·⌈5/4⌉ = 4, each 2·4 + 4 + 6 − 2 = 16 cycles
     assert ops["folds"][0] == 4 and ops["compute_cycles"][0] == 64
-    assert s.folds[:, 8].tolist() == [26, 42, 58, 74]               # n-block outer, k-block inner
-    assert s.folds[:, 4:8].tolist() == [[0, 4, 0, 4], [4, 8, 0, 4], [0, 4, 4, 5], [4, 8, 4, 5]]
+    assert s.folds.start.tolist() == [26, 42, 58, 74]               # n-block outer, k-block inner
+    assert s.folds.rows(("k0", "k1", "n0", "n1")) == [(0, 4, 0, 4), (4, 8, 0, 4), (0, 4, 4, 5), (4, 8, 4, 5)]
     assert s.total_cycles == 26 + 64 + 12 and ops["stall_cycles"][0] == 26 + 12
     # traffic: weight reads K·N, input reads M·K·⌈N/C⌉, output writes M·N·⌈K/R⌉ (4 B each)
     assert ops["weight_sram_read_bytes"][0] == 40 and ops["input_sram_read_bytes"][0] == 96
@@ -123,8 +123,8 @@ def test_os_by_hand(hw_path):
     ops = s.ops
     # folds ⌈6/4⌉·⌈5/4⌉ = 4, each 8 + 4 + 4 − 2 = 14 cycles; m-block outer, n-block inner
     assert ops["compute_cycles"][0] == 56
-    assert s.folds[:, 8].tolist() == [26, 40, 54, 68]
-    assert s.folds[:, [2, 3, 6, 7]].tolist() == [[0, 4, 0, 4], [0, 4, 4, 5], [4, 6, 0, 4], [4, 6, 4, 5]]
+    assert s.folds.start.tolist() == [26, 40, 54, 68]
+    assert s.folds.rows(("m0", "m1", "n0", "n1")) == [(0, 4, 0, 4), (0, 4, 4, 5), (4, 6, 0, 4), (4, 6, 4, 5)]
     # weight reads K·N·⌈M/R⌉ = 80, input M·K·⌈N/C⌉ = 96, output M·N = 30
     assert ops["weight_sram_read_bytes"][0] == 80 and ops["input_sram_read_bytes"][0] == 96
     assert ops["output_sram_write_bytes"][0] == 30 * 4
@@ -146,7 +146,7 @@ def test_is_by_hand(hw_path):
     ops = s.ops
     # folds ⌈8/4⌉·⌈6/4⌉ = 4, each 2·4 + 4 + 5 − 2 = 15 cycles; m-block outer, k-block inner
     assert ops["compute_cycles"][0] == 60
-    assert s.folds[:, 8].tolist() == [26, 41, 56, 71]
+    assert s.folds.start.tolist() == [26, 41, 56, 71]
     assert ops["weight_sram_read_bytes"][0] == 80 and ops["input_sram_read_bytes"][0] == 48
     assert ops["output_sram_write_bytes"][0] == 60 * 4
     sram = _rows(s, "weight_sram")

@@ -7,9 +7,9 @@ import pytest
 
 from accelsim.config import list_presets, load_config
 from accelsim.schedule import STRUCTURES, simulate
-from accelsim.schedule.dataflow import mac_cycle
+from accelsim.schedule.dataflow import mac_cycle, sram_read_cycle
 from accelsim.schedule.replay import replay
-from accelsim.schedule.workload import GemmWork
+from accelsim.schedule.workload import GatherWork, GemmWork
 from schedule_programs import attention, convnet, dlrm_like, mlp, shapes_of
 
 PROGRAMS = {"mlp": mlp, "convnet": convnet, "attention": attention, "dlrm_like": dlrm_like}
@@ -17,6 +17,7 @@ TIGHT = ["array.rows=4", "array.cols=8", "weight_sram.size_kib=0.5", "weight_sra
          "weight_sram.banks=1", "output_sram.size_kib=1", "output_sram.word_bytes=4",
          "output_sram.banks=1", "embedding_sram.size_kib=0.125", "embedding_sram.word_bytes=4",
          "embedding_sram.banks=1", "precision.weight_bytes=4"]
+FOLD_BLOCK = ("g", "m0", "m1", "k0", "k1", "n0", "n1", "start")
 CONFIGS = [(p, df, extra) for p in list_presets() for df in ("ws", "os", "is") for extra in ((), tuple(TIGHT))]
 
 
@@ -82,6 +83,40 @@ def test_every_used_parameter_byte_is_read_from_hbm(case):
             assert seen[name].all(), name
 
 
+def test_segments_and_hbm_layout_agree_with_residency(case):
+    """``Schedule.segments`` are the SRAM residency rows (same order), loaded by their step's
+    transfer; ``Schedule.hbm`` places parameters in program order, burst aligned, and every HBM
+    row inside its parameter."""
+    prog, _, s = case
+    res, hw, seg = s.residency, s.hw, s.segments
+    c = res.cols
+    n = len(seg)
+    sram = [STRUCTURES.index("weight_sram"), STRUCTURES.index("embedding_sram")]
+    assert np.isin(c["structure"][:n], sram).all() and not np.isin(c["structure"][n:], sram).any()
+    for col in ("param", "op", "view", "g", "k0", "k1", "n0", "n1", "slot"):
+        assert np.array_equal(c[col][:n], seg.cols[col]), col
+    assert np.array_equal(c["write_cycle"][:n], seg.load_end - 1)
+    assert np.array_equal(seg.op, s.steps.work[seg.step])
+    weight = seg.structure == STRUCTURES.index("weight_sram")
+    assert np.array_equal(seg.load_start[weight], s.times.w_start[seg.step[weight]])
+    assert np.array_equal(seg.load_start[~weight], s.times.e_start[seg.step[~weight]])
+    for i in np.flatnonzero(~weight):  # an embedding row's lookup position names the row it holds
+        work = s.works[seg.op[i]]
+        assert isinstance(work, GatherWork) and work.rows[seg.lookup[i]] == seg.k0[i]
+    layout, burst = s.hbm, hw.hbm.burst_bytes
+    assert layout.parameter_names == tuple(prog.parameters) == res.parameter_names
+    sizes = [prog.parameters[name].size * hw.precision.weight_bytes for name in layout.parameter_names]
+    assert layout.size_bytes.tolist() == sizes and np.all(layout.base_bytes % burst == 0)
+    ends = layout.base_bytes + layout.size_bytes
+    assert layout.base_bytes[0] == 0 and np.all(ends[:-1] <= layout.base_bytes[1:])
+    assert layout.region_bytes % burst == 0 and 0 <= layout.region_bytes - ends[-1] < burst
+    hbm = res.select("hbm")
+    p = c["param"][hbm]
+    assert np.all(c["addr_lo"][hbm] >= layout.base_bytes[p]) and np.all(c["addr_hi"][hbm] <= ends[p])
+    for i in np.flatnonzero(layout.size_bytes):
+        assert layout.parameter_at(int(ends[i]) - 1) == (i, int(layout.size_bytes[i]) - 1)
+
+
 def test_replay_reproduces_the_gemms_exactly(case):
     prog, cache, s = case
     out = replay(s, prog, cache)
@@ -109,9 +144,10 @@ def test_ace_and_read_windows_match_mac_level_enumeration(case):
     weight_ops = [i for i, w in enumerate(s.works) if isinstance(w, GemmWork) and w.weight is not None]
     for op in weight_ops:
         op_pe = pe_rows[c["op"][pe_rows] == op]
-        for fold, pe_row in zip(s.folds[s.folds[:, 9] == op], op_pe):
+        op_folds = s.folds.take(s.folds.work == op)
+        for fold, pe_row in zip(op_folds.rows(FOLD_BLOCK), op_pe):
             fold_pe[pe_row] = fold
-            _, g, m0, m1, k0, k1, n0, n1, t0, _ = fold
+            g, m0, m1, k0, k1, n0, n1, t0 = fold
             for k in range(k0, k1):
                 for n in range(n0, n1):
                     if df == "ws":
@@ -120,6 +156,7 @@ def test_ace_and_read_windows_match_mac_level_enumeration(case):
                         sram_t = [t0 + k - k0 + n - n0]
                     else:
                         sram_t = [t0 + rows_ + i + k - k0 for i in range(n1 - n0) if i == n - n0]
+                    assert sram_t == [int(sram_read_cycle(df, t0, rows_, k - k0, n - n0))]
                     for t in sram_t:
                         hit = sram_rows[(c["op"][sram_rows] == op) & (c["view"][sram_rows] == c["view"][pe_row])
                                         & (c["g"][sram_rows] == g) & (c["k0"][sram_rows] <= k) & (c["k1"][sram_rows] > k)
@@ -141,7 +178,7 @@ def test_ace_and_read_windows_match_mac_level_enumeration(case):
         assert c["ace_bit_cycles"][row] == sum(last[k] - c["write_cycle"][row] for k in keys) * wbits
     # PE copies: every MAC of the fold, from dataflow.mac_cycle
     for pe_row, fold in fold_pe.items():
-        _, g, m0, m1, k0, k1, n0, n1, t0, _ = fold
+        g, m0, m1, k0, k1, n0, n1, t0 = fold
         if df == "ws":
             i, r, col = np.meshgrid(np.arange(m1 - m0), np.arange(k1 - k0), np.arange(n1 - n0), indexing="ij")
             macs = mac_cycle(df, t0, rows_, i, r, col)           # [m, k, n]

@@ -100,7 +100,8 @@ def test_simulate_with_python_twins_is_identical():
                                           "weight_sram.size_kib=0.5", "weight_sram.word_bytes=4"])
             fast = simulate(prog, shapes_of(cache), hw, index_values=cache)
             slow = simulate(prog, shapes_of(cache), hw, index_values=cache, python=True)
-            assert np.array_equal(fast.times, slow.times) and np.array_equal(fast.folds, slow.folds)
+            assert fast.times.equals(slow.times) and fast.folds.equals(slow.folds)
+            assert fast.segments.equals(slow.segments)
             for col, values in fast.residency.cols.items():
                 assert np.array_equal(values, slow.residency.cols[col]), col
 

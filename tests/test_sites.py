@@ -2,18 +2,20 @@
 first transfer, and mid-residency flips vs a naive tile-by-tile replay in schedule order."""
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from accelsim.config import load_config
-from faults import outcome as oc
-from faults.avf import AvfContext, evaluate_sites
-from faults.fastpath import Fault
-from faults.partial import PartialFault
-from faults.sites import Site, SiteError
-from faults.tile_replay import naive_outputs
+from faults.avf.context import AvfContext
+from faults.avf.direct import evaluate_sites
+from faults.avf.sites import Resolution, Site, SiteError
+from faults.common import outcome as oc
+from faults.inject.engine import Fault
+from faults.inject.partial import PartialFault
+from faults.reference.tile_replay import naive_outputs
 
 BUNDLED = Path(__file__).resolve().parents[1] / "accelsim" / "bundled"
 BATCH = 16
@@ -62,6 +64,15 @@ def dlrm_is():
     return _context("dlrm_small", "edge_npu", "array.dataflow=is", "input_sram.size_kib=2")
 
 
+def _seed(*names: str) -> int:
+    """A fixed seed per test case (CRC-32 of the names; ``hash`` of a str changes per process)."""
+    return zlib.crc32("/".join(names).encode()) % 1000
+
+
+def _partial(res: Resolution, rows: np.ndarray) -> PartialFault:
+    return PartialFault(res.param, res.element, res.element_bit, res.uses, res.full, rows)
+
+
 def _outcomes(ctx, golden, faulty):
     rows = np.arange(BATCH)
     rec = oc.compare(golden, faulty, rows, probability=ctx.injector.inj.probability_output)
@@ -76,15 +87,15 @@ def test_empty_dead_and_after_last_read_are_masked_without_running(lenet, monkey
     dead_row = next(int(r) for r in w if c["last_read"][r] + 1 < c["evict_cycle"][r])
     pe = res.select("pe")
     pe_row = int(pe[0])  # ws fold: PE(0,0) is read last at its last MAC; one cycle later it is dead
-    fold = lenet.schedule.folds[rv.pe_fold[0]]
-    last_mac = int(fold[8]) + rv.rows_ + int(fold[3] - fold[2]) - 1
+    t0, m0, m1, k0, k1 = lenet.schedule.folds.row(int(rv.pe_fold[0]), ("start", "m0", "m1", "k0", "k1"))
+    last_mac = t0 + rv.rows_ + (m1 - m0) - 1
     hbm = res.select("hbm")
     sites = [
         Site("weight_sram", 0, 3, 0),                                              # before any write
         Site("weight_sram", int(c["addr_lo"][dead_row]), 7, int(c["last_read"][dead_row]) + 1),  # dead copy
         Site("pe", 0, 30, last_mac + 1),                                            # after the last MAC
         Site("pe", rv.rows_ * rv.cols_ - 1, 30, int(c["write_cycle"][pe_row]) + 1) if
-        int(fold[5] - fold[4]) < rv.rows_ else Site("pe", 0, 30, 0),               # unused PE / before load
+        k1 - k0 < rv.rows_ else Site("pe", 0, 30, 0),                              # unused PE / before load
         Site("hbm", int(c["addr_lo"][hbm[0]]), 7, int(c["last_read"][hbm].max()) + 1),  # after last transfer
     ]
     statuses = [rv.resolve(s).status for s in sites]
@@ -119,7 +130,7 @@ def test_hbm_flip_before_first_transfer_equals_parameter_fault(model, request):
     ctx = request.getfixturevalue(model)
     rv, inj = ctx.resolver, ctx.injector
     rng = np.random.default_rng(5)
-    region = rv.region_bytes
+    region = ctx.schedule.hbm.region_bytes
     checked = sdc = 0
     hbm_rows = ctx.schedule.residency.select("hbm")
     lo, hi = (ctx.schedule.residency[k][hbm_rows] for k in ("addr_lo", "addr_hi"))
@@ -140,7 +151,7 @@ def test_hbm_flip_before_first_transfer_equals_parameter_fault(model, request):
             assert res.status == "live" and res.full
         fault = Fault(res.param, inj.corruption(res), np.arange(BATCH))
         ref = inj.inj.evaluate([fault])[0].output
-        mine = inj.evaluate([PartialFault(res, np.arange(BATCH))])[0].output if res.status == "live" \
+        mine = inj.evaluate([_partial(res, np.arange(BATCH))])[0].output if res.status == "live" \
             else np.asarray(inj.inj.golden_output)
         o_ref, _, _ = _outcomes(ctx, inj.inj.golden_output, ref)
         o_mine, _, _ = _outcomes(ctx, inj.inj.golden_output, mine)
@@ -215,9 +226,9 @@ CASES = [("lenet", "weight_sram"), ("lenet", "pe"), ("lenet", "hbm"),
 def test_mid_residency_matches_naive_tile_replay(model, structure, request):
     ctx = request.getfixturevalue(model)
     inj = ctx.injector
-    sites = _live_sites(ctx, structure, 300, seed=hash((model, structure)) % 1000)
+    sites = _live_sites(ctx, structure, 300, seed=_seed(model, structure))
     assert len(sites) >= (100 if structure == "hbm_mid" else 300)
-    fast = inj.evaluate([PartialFault(r, np.arange(BATCH)) for r in sites])
+    fast = inj.evaluate([_partial(r, np.arange(BATCH)) for r in sites])
     golden = np.asarray(inj.inj.golden_output)
     ambiguous = partial = sdc = 0
     for res, f in zip(sites, fast):

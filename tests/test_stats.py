@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from faults import stats
+from faults.common import stats
 
 
 CASES = [(0, 1), (1, 1), (0, 10), (10, 10), (3, 10), (0, 1000), (1000, 1000), (1, 1000),

@@ -4,12 +4,14 @@ Public API::
 
     simulate(program, shapes, hw, *, index_values=None, convention="accelsim") -> Schedule
     write_report(schedule, out_dir) -> dict[str, Path]
-    Schedule.summary(), Schedule.ops, Schedule.residency (ResidencyTable), Schedule.folds
+    Schedule.summary(), Schedule.ops, Schedule.residency (ResidencyTable),
+    Schedule.folds / .steps / .times / .segments (named-column Tables), Schedule.hbm (HbmLayout)
 
-Modules: ``workload`` (IR -> work items), ``dataflow`` (closed-form fold formulas),
-``tiling`` (SRAM tiles -> steps), ``_kernels`` (Numba loops + Python twins), ``residency`` /
-``residency_build`` (the residency table), ``replay`` (tile-by-tile reference execution),
-``report`` (CSV / JSON / PNG).
+Modules: ``workload`` (IR -> work items), ``dataflow`` (closed-form fold formulas: fold cycles,
+MAC and SRAM read cycles), ``hbm`` (burst rounding, transfer cycles, parameter layout),
+``tiling`` (SRAM tiles -> steps and load segments), ``table`` (the struct-of-arrays type),
+``_kernels`` (Numba loops + Python twins), ``residency`` / ``residency_build`` (the residency
+table), ``replay`` (tile-by-tile reference execution), ``report`` (CSV / JSON / PNG).
 """
 from accelsim.schedule.core import Schedule, simulate
 from accelsim.schedule.residency import STRUCTURES, ResidencyTable

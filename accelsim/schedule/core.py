@@ -4,9 +4,9 @@ Pipeline: workload (IR -> GEMM / vector / gather work) -> tiling (steps and para
 segments) -> timeline (Numba; HBM queue, double buffering, stalls) -> folds (Numba; every
 array fold with its start cycle) -> residency table and per-op aggregates.
 
-HBM layout: parameters in ``program.parameters`` order from address 0, each starting on a
-burst boundary; activations live after them (not tracked). Every op reads its activation inputs
-from HBM and writes its outputs back (no on-chip forwarding between ops).
+HBM layout (``hbm.hbm_layout``): parameters in ``program.parameters`` order from address 0,
+each starting on a burst boundary; activations live after them (not tracked). Every op reads
+its activation inputs from HBM and writes its outputs back (no on-chip forwarding between ops).
 """
 from __future__ import annotations
 
@@ -19,18 +19,25 @@ from accelsim.config import HardwareConfig
 from accelsim.ir import Program
 from accelsim.schedule import _kernels
 from accelsim.schedule.dataflow import CONVENTIONS, DATAFLOW_CODES
+from accelsim.schedule.hbm import HbmLayout, burst_bytes, hbm_layout, transfer_cycles
 from accelsim.schedule.residency import ResidencyTable
 from accelsim.schedule.residency_build import build_residency
-from accelsim.schedule.tiling import KIND_GATHER, KIND_GEMM, WEIGHT_SRAM, Table, build_steps
+from accelsim.schedule.table import Table
+from accelsim.schedule.tiling import KIND_GATHER, KIND_GEMM, WEIGHT_SRAM, build_steps
 from accelsim.schedule.workload import GatherWork, GemmWork, ScheduleError, WeightView, extract_workload
+
+__all__ = ["Schedule", "simulate", "HbmLayout", "burst_bytes", "transfer_cycles",
+           "FOLD_TABLE_COLUMNS", "SEGMENT_TIMING_COLUMNS"]
 
 KIND_NAMES = ("gemm", "vector", "gather")
 TRAFFIC_KEYS = ("hbm", "weight_sram", "input_sram", "output_sram", "embedding_sram")
+FOLD_TABLE_COLUMNS = _kernels.FOLD_COLUMNS + ("work",)
+SEGMENT_TIMING_COLUMNS = ("param", "load_start", "load_end", "slot")
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """The schedule of one program on one config.
+    """The schedule of one program on one config. Cycles are accelerator clock cycles.
 
     Attributes:
         hw, convention: the inputs.
@@ -40,11 +47,22 @@ class Schedule:
             "scalesim" convention lowers ``compute_cycles_reported`` of a GEMM by 1).
         total_cycles: end of the last compute or writeback.
         traffic: structure -> {"read_bytes", "write_bytes"} summed over the program.
-        residency: the :class:`ResidencyTable`.
-        folds: int64 [F, 10]: step, g, m0, m1, k0, k1, n0, n1, start cycle, work index; the
-            MAC cycles inside a fold are given by ``dataflow.mac_cycle``.
-        steps, times: the tiling steps and their timeline (``_kernels.TIMELINE_COLUMNS``).
+        residency: the :class:`ResidencyTable`; its first ``len(segments)`` rows are the SRAM
+            copies of ``segments``, in the same order.
+        folds: :class:`Table` [F] of every array fold (``FOLD_TABLE_COLUMNS``): ``step``,
+            ``g``, ``m0``, ``m1``, ``k0``, ``k1``, ``n0``, ``n1`` (its block), ``start`` (first
+            cycle), ``work`` (work index), in schedule order; the MAC and weight-SRAM read
+            cycles inside a fold are ``dataflow.mac_cycle`` / ``dataflow.sram_read_cycle``.
+        steps: :class:`Table` [S] of tiling steps (``tiling.STEP_FIELDS``).
+        times: :class:`Table` [S], the timeline of the steps (``_kernels.TIMELINE_COLUMNS``:
+            ``w_start`` .. ``o_slot``; −1 where a step has no such transfer).
         tiles: (Mt, Kt, Nt) per work item (None for non-GEMM work).
+        segments: :class:`Table` [G] of the parameter blocks loaded into an SRAM slot
+            (``tiling.SEG_FIELDS``) plus ``SEGMENT_TIMING_COLUMNS``: ``param`` (index into
+            ``hbm.parameter_names``), ``load_start`` / ``load_end`` (first cycle / end of the
+            HBM transfer filling it: the step's ``w_*`` transfer for weight-SRAM segments, its
+            ``e_*`` one for embedding-SRAM ones; HBM is read at ``load_start``), ``slot``.
+        hbm: the parameter :class:`HbmLayout` (base and size of every parameter in bytes).
     """
 
     hw: HardwareConfig
@@ -54,10 +72,12 @@ class Schedule:
     total_cycles: int
     traffic: dict[str, dict[str, int]]
     residency: ResidencyTable
-    folds: np.ndarray
+    folds: Table
     steps: Table
-    times: np.ndarray
+    times: Table
     tiles: tuple
+    segments: Table
+    hbm: HbmLayout
 
     @property
     def op_names(self) -> tuple[str, ...]:
@@ -79,19 +99,6 @@ class Schedule:
         }
 
 
-def burst_bytes(nbytes, hw: HardwareConfig) -> np.ndarray:
-    """``nbytes`` rounded up to whole HBM bursts."""
-    burst = hw.hbm.burst_bytes
-    return -(-np.asarray(nbytes, dtype=np.int64) // burst) * burst
-
-
-def transfer_cycles(nbytes, hw: HardwareConfig) -> np.ndarray:
-    """latency + ⌈burst-rounded bytes / (bytes per cycle)⌉ for nonzero transfers, else 0."""
-    nbytes = burst_bytes(nbytes, hw)
-    stream = np.ceil(nbytes / hw.hbm_bytes_per_cycle - 1e-9).astype(np.int64)
-    return np.where(nbytes > 0, hw.hbm_latency_cycles + np.maximum(stream, 1), 0)
-
-
 def simulate(program: Program, shapes: Mapping[str, tuple], hw: HardwareConfig, *,
              index_values: Mapping[str, np.ndarray] | None = None,
              convention: str = "accelsim", python: bool = False) -> Schedule:
@@ -111,15 +118,8 @@ def simulate(program: Program, shapes: Mapping[str, tuple], hw: HardwareConfig, 
     if convention not in CONVENTIONS:
         raise ScheduleError(f"unknown convention {convention!r}; choose accelsim or scalesim")
     works = extract_workload(program, shapes, index_values or {}, convention)
-    names = tuple(program.parameters)
-    pid = {name: i for i, name in enumerate(names)}
-    wb, burst = hw.precision.weight_bytes, hw.hbm.burst_bytes
-    sizes = np.array([program.parameters[n].size * wb for n in names], dtype=np.int64)
-    padded = -(-sizes // burst) * burst
-    base = np.concatenate([[0], np.cumsum(padded)[:-1]]).astype(np.int64)
-    if padded.sum() > hw.hbm.size_bytes:
-        raise ScheduleError(f"parameters need {int(padded.sum())} B of HBM; {hw.name} has "
-                            f"{hw.hbm.size_bytes} B (hbm.size_gib)")
+    layout = hbm_layout(program, hw)
+    pid = {name: i for i, name in enumerate(layout.parameter_names)}
     view_rows: dict[tuple, int] = {}
 
     def view_id(view: WeightView) -> int:
@@ -141,30 +141,46 @@ def simulate(program: Program, shapes: Mapping[str, tuple], hw: HardwareConfig, 
              "a_use": (steps.kind != KIND_GATHER).astype(np.int64),
              "e_use": (steps.e_bytes > 0).astype(np.int64)}
     slots = (hw.weight_sram.slots, hw.input_sram.slots, hw.embedding_sram.slots, hw.output_sram.slots)
-    times = _kernels.timeline(cycles, flags, slots, python=python)
-    total = int(max(times[:, 10].max(initial=0), times[:, 12].max(initial=0)))
+    times = Table.from_array(_kernels.timeline(cycles, flags, slots, python=python),
+                             _kernels.TIMELINE_COLUMNS)
+    total = int(max(times.c_end.max(initial=0), times.wb_end.max(initial=0)))
     gsel = np.flatnonzero(steps.kind == KIND_GEMM)
     fold_in = {k: steps.cols[k][gsel] for k in ("g", "m0", "m1", "k0", "k1", "n0", "n1", "fold_len")}
-    fold_in.update(step=gsel, start=times[gsel, 9])
-    folds = _kernels.expand_folds(fold_in, steps.folds[gsel], hw.array.rows, hw.array.cols,
-                                  DATAFLOW_CODES[hw.array.dataflow], python=python)
-    folds = np.column_stack([folds, steps.work[folds[:, 0]]]) if len(folds) else np.zeros((0, 10), np.int64)
+    fold_in.update(step=gsel, start=times.c_start[gsel])
+    folds = Table.from_array(
+        _kernels.expand_folds(fold_in, steps.folds[gsel], hw.array.rows, hw.array.cols,
+                              DATAFLOW_CODES[hw.array.dataflow], python=python),
+        _kernels.FOLD_COLUMNS)
+    folds = folds.with_columns(work=steps.work[folds.step])
+    segments = _time_segments(segs, times, views)
     with_weight = np.array([isinstance(w, GemmWork) and w.weight is not None for w in works] + [False])
-    residency = build_residency(steps, segs, times, folds[:, :9], views, hw, base, names, total,
-                                with_weight)
+    residency = build_residency(steps, segments, times, folds, views, hw, layout, total, with_weight)
     ops, traffic = _aggregate(works, steps, times, folds, tiles, hw, convention, total)
     return Schedule(hw, convention, tuple(works), ops, total, traffic, residency, folds, steps,
-                    times, tuple(tiles))
+                    times, tuple(tiles), segments, layout)
 
 
-def _aggregate(works, steps: Table, times, folds, tiles, hw, convention, total):
+def _time_segments(segs: Table, times: Table, views: np.ndarray) -> Table:
+    """``segs`` plus ``SEGMENT_TIMING_COLUMNS`` (see :class:`Schedule`); ``views`` int64 [V, 5]
+    rows (param, base, sg, sk, sn)."""
+    is_w = segs.structure == WEIGHT_SRAM
+    step = segs.step
+    param, _, _, _, _ = views[segs.view].T
+    return segs.with_columns(
+        param=param,
+        load_start=np.where(is_w, times.w_start[step], times.e_start[step]),
+        load_end=np.where(is_w, times.w_end[step], times.e_end[step]),
+        slot=np.where(is_w, times.w_slot[step], times.e_slot[step]))
+
+
+def _aggregate(works, steps: Table, times: Table, folds: Table, tiles, hw, convention, total):
     """Per-op table and program traffic (byte counts per structure)."""
     n_ops = len(works)
     rows_, cols_ = hw.array.rows, hw.array.cols
     wb, ab, cb = hw.precision.weight_bytes, hw.precision.activation_bytes, hw.precision.accumulator_bytes
     work = steps.work
-    prev_end = np.concatenate([[0], times[:-1, 10]])
-    stall = times[:, 9] - prev_end
+    prev_end = np.concatenate([[0], times.c_end[:-1]])
+    stall = times.c_start - prev_end
 
     def per_op(values):
         return np.bincount(work, weights=values, minlength=n_ops).astype(np.int64)
@@ -173,7 +189,7 @@ def _aggregate(works, steps: Table, times, folds, tiles, hw, convention, total):
     ops["compute_cycles"] = per_op(steps.compute)
     ops["stall_cycles"] = per_op(stall)
     if n_ops:
-        ops["stall_cycles"][-1] += total - int(times[-1, 10])
+        ops["stall_cycles"][-1] += total - int(times.c_end[-1])
     ops["cycles"] = ops["compute_cycles"] + ops["stall_cycles"]
     ops["end_cycle"] = np.cumsum(ops["cycles"])
     ops["start_cycle"] = ops["end_cycle"] - ops["cycles"]
@@ -196,9 +212,8 @@ def _aggregate(works, steps: Table, times, folds, tiles, hw, convention, total):
     tile = np.array([t if t is not None else (0, 0, 0) for t in tiles], dtype=np.int64).reshape(-1, 3)
     ops["tile_m"], ops["tile_k"], ops["tile_n"] = tile.T
     # ---- traffic (bytes)
-    fw = folds[:, 9] if len(folds) else np.zeros(0, np.int64)
-    mb, kb, nb = (folds[:, 3] - folds[:, 2], folds[:, 5] - folds[:, 4], folds[:, 7] - folds[:, 6]) \
-        if len(folds) else (np.zeros(0, np.int64),) * 3
+    fw = folds.work
+    mb, kb, nb = folds.m1 - folds.m0, folds.k1 - folds.k0, folds.n1 - folds.n0
     b_reads, a_reads, o_writes = kb * nb, mb * kb, mb * nb  # per fold, any dataflow
     act_b = np.array([isinstance(w, GemmWork) and w.weight is None for w in works] + [False])[fw]
 

@@ -27,6 +27,12 @@ position in the streamed dimension — M row for ws, K index for os, N column fo
 So output row m of a ws fold receives B[k0+r, n0+c] at t0 + R + (m−m0) + r + c: a flip in a PE
 weight register at cycle t reaches exactly the output rows whose MAC cycle is ≥ t.
 
+Weight-SRAM read cycle of GEMM-view weight element B[k0+dk, n0+dn] by a fold starting at
+``t0`` (``sram_read_cycle``; the reads above): ws ``t0 + dk`` (row dk of the block, once per
+fold); os ``t0 + dk + dn`` (column dn of the array reads its B column one k per cycle); is
+``t0 + R + dn + dk``. A flip of that SRAM copy at cycle t reaches the folds whose read cycle is
+≥ t.
+
 SRAM element accesses of one GEMM without SRAM tiling (SCALE-Sim's counts):
 ws: input M·K·⌈N/C⌉, weight K·N, output writes M·N·⌈K/R⌉;
 os: input M·K·⌈N/C⌉, weight K·N·⌈M/R⌉, output writes M·N (SCALE-Sim adds R+C per fold);
@@ -116,3 +122,16 @@ def first_affected(dataflow: str, t0, rows: int, r, c, cycle):
     output row m0 + c for is. Positions ≥ the fold's streamed length are not reached at all.
     """
     return np.maximum(0, np.asarray(cycle, dtype=np.int64) - mac_cycle(dataflow, t0, rows, 0, r, c))
+
+
+def sram_read_cycle(dataflow: str, t0, rows: int, dk, dn):
+    """Cycle at which a fold starting at ``t0`` reads weight element (k0+dk, n0+dn) from the
+    weight SRAM (module docstring): ws t0+dk, os t0+dk+dn, is t0+R+dn+dk. Array-valued
+    ``t0`` / ``dk`` / ``dn`` broadcast (int64 result)."""
+    code = check_dataflow(dataflow)
+    t0, dk, dn = (np.asarray(v, dtype=np.int64) for v in (t0, dk, dn))
+    if code == 0:
+        return t0 + dk
+    if code == 1:
+        return t0 + dk + dn
+    return t0 + rows + dn + dk

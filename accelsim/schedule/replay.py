@@ -66,14 +66,14 @@ def replay(schedule: Schedule, program: Program, cache: Mapping[str, np.ndarray]
         values = np.asarray(program.parameter_values[work.weight.param], dtype=np.float64).reshape(-1)
         a = gemm_operand_a(program, work, cache)
         y = np.zeros((work.groups, work.m, work.n), dtype=np.float64)
-        op_folds = folds[folds[:, 9] == op_index]
+        op_folds = folds.take(folds.work == op_index)
         pe_rows = np.flatnonzero((c["structure"] == pe) & (c["op"] == op_index))
         sram_rows = np.flatnonzero((c["structure"] == sram) & (c["op"] == op_index))
         hbm_rows = np.flatnonzero(c["structure"] == hbm)
         if len(pe_rows) != len(op_folds):
             raise ReplayError(f"op {work.name}: {len(pe_rows)} PE copies for {len(op_folds)} folds")
-        for fold, row in zip(op_folds, pe_rows):
-            _, g, m0, m1, k0, k1, n0, n1, start, _ = fold
+        blocks = op_folds.rows(("g", "m0", "m1", "k0", "k1", "n0", "n1", "start"))
+        for (g, m0, m1, k0, k1, n0, n1, start), row in zip(blocks, pe_rows):
             if (c["k0"][row], c["k1"][row], c["n0"][row], c["n1"][row], c["g"][row]) != (k0, k1, n0, n1, g):
                 raise ReplayError(f"op {work.name}: PE copy {row} does not match its fold")
             if not (c["write_cycle"][row] < c["first_read"][row] <= c["last_read"][row] < c["evict_cycle"][row]):

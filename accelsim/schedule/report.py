@@ -37,6 +37,8 @@ OP_COLUMNS = (
     "embedding_sram_read_bytes", "embedding_sram_write_bytes",
 )
 OCCUPANCY_SAMPLES = 400
+# ``Schedule.folds`` columns written to folds.csv (header: ..., start_cycle, op)
+FOLDS_CSV_COLUMNS = ("step", "g", "m0", "m1", "k0", "k1", "n0", "n1", "start", "work")
 
 
 def op_rows(schedule: Schedule) -> list[dict]:
@@ -91,7 +93,7 @@ def write_report(schedule: Schedule, out_dir) -> dict[str, Path]:
     schedule.residency.save_npz(paths["residency.npz"])
     paths["folds.csv"] = out / "folds.csv"
     header = "step,g,m0,m1,k0,k1,n0,n1,start_cycle,op\n"
-    body = "\n".join(",".join(map(str, r)) for r in schedule.folds.tolist())
+    body = "\n".join(",".join(map(str, r)) for r in schedule.folds.rows(FOLDS_CSV_COLUMNS))
     paths["folds.csv"].write_text(header + body + ("\n" if body else ""))
     paths.update(_plots(schedule, out))
     return paths

@@ -14,11 +14,11 @@ One row per (parameter tile, structure, slot). Columns (numpy, struct of arrays)
 * ``slot``, ``addr_lo``, ``addr_hi`` — byte range [addr_lo, addr_hi) in the structure. SRAM:
   ``slot·slot_bytes + offset``; inside a weight tile element (k, n) sits at
   ``addr_lo + ((k−k0)·(n1−n0) + (n−n0))·weight_bytes`` (bias of a GEMM right after its tile;
-  embedding rows and vector runs back to back). HBM: parameter base (burst-aligned, program
-  order) + element·weight_bytes; for a strided tile [addr_lo, addr_hi) is the envelope. PE: PE
-  (r, c) is byte (r·cols + c)·weight_bytes; ws: PE(r,c) holds (k0+r, n0+c) for the whole fold;
-  os: B[k, n0+c] passes PE(r,c) (r < rows used) for one cycle each; is: B[k0+r, n] passes
-  PE(r,c) (c < columns used) for one cycle each.
+  embedding rows and vector runs back to back). HBM: parameter base (``Schedule.hbm``:
+  burst-aligned, program order) + element·weight_bytes; for a strided tile [addr_lo, addr_hi)
+  is the envelope. PE: PE (r, c) is byte (r·cols + c)·weight_bytes; ws: PE(r,c) holds
+  (k0+r, n0+c) for the whole fold; os: B[k, n0+c] passes PE(r,c) (r < rows used) for one
+  cycle each; is: B[k0+r, n] passes PE(r,c) (c < columns used) for one cycle each.
 * ``bits`` — bits the copy occupies; ``write_cycle`` — last cycle of the write (the copy is
   readable from the next cycle; hbm: −1 = present before the inference); ``first_read``,
   ``last_read`` — first and last cycle any element of the row is read; ``read_count`` — reads

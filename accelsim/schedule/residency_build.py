@@ -4,9 +4,9 @@ Rules (cycle semantics in ``residency`` and ``dataflow``):
 
 * SRAM row = one load segment: written in the last cycle of its DMA transfer, evicted when the
   next transfer into the same slot starts. Array reads (weight tiles) follow the per-fold
-  formulas: ws row r of a block read at t0+r; os B[k, n0+c] at t0+k+c; is B[k0+r, n] at
-  t0+R+n+r. Vector-unit reads (bias, vector operands, embedding rows) happen in the last cycle
-  of each step that uses them.
+  formulas of ``dataflow.sram_read_cycle``: ws row r of a block read at t0+r; os B[k, n0+c] at
+  t0+k+c; is B[k0+r, n] at t0+R+n+r. Vector-unit reads (bias, vector operands, embedding rows)
+  happen in the last cycle of each step that uses them.
 * HBM row = one distinct block of a view (all loads of the same block merged): read at the
   start of each transfer, written at −1, evicted at the end of the schedule.
 * PE row = one fold of a GEMM whose weight is a parameter (formulas in ``residency``).
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from accelsim.schedule.hbm import HbmLayout
 from accelsim.schedule.residency import COLUMNS, STRUCTURES, ResidencyTable
-from accelsim.schedule.tiling import READER_ARRAY, READER_BIAS, WEIGHT_SRAM, Table
+from accelsim.schedule.table import Table
+from accelsim.schedule.tiling import READER_ARRAY
 
 HBM, PE = STRUCTURES.index("hbm"), STRUCTURES.index("pe")
 
@@ -25,22 +27,27 @@ def _tri(x):
     return x * (x - 1) // 2
 
 
-def build_residency(steps: Table, segs: Table, times: np.ndarray, folds: np.ndarray,
-                    views: np.ndarray, hw, param_base: np.ndarray, parameter_names: tuple[str, ...],
-                    total: int, gemm_with_weight: np.ndarray) -> ResidencyTable:
-    """All residency rows; ``gemm_with_weight[work]`` is True for GEMMs whose B is a parameter."""
+def build_residency(steps: Table, segs: Table, times: Table, folds: Table, views: np.ndarray, hw,
+                    layout: HbmLayout, total: int, gemm_with_weight: np.ndarray) -> ResidencyTable:
+    """All residency rows (SRAM rows first, one per segment in ``segs`` order; then HBM; then PE).
+
+    Args:
+        steps, times, folds: the schedule's step, timeline and fold tables (``core.Schedule``).
+        segs: the load segments with their timing columns (``core.SEGMENT_TIMING_COLUMNS``).
+        views: int64 [V, 5], rows (param, base, sg, sk, sn) of the weight views.
+        layout: the parameter layout of HBM (addresses of the HBM rows).
+        total: schedule length in cycles (eviction of rows never overwritten).
+        gemm_with_weight: bool [works + 1], True for GEMMs whose B is a parameter.
+    """
     rows_, cols_, code = hw.array.rows, hw.array.cols, ("ws", "os", "is").index(hw.array.dataflow)
     wbits = hw.precision.weight_bytes * 8
     wbytes = hw.precision.weight_bytes
     parts = []
-    c_start, c_end = times[:, 9], times[:, 10]
+    c_end = times.c_end
 
     # ---------------------------------------------------------------- SRAM rows (one per segment)
     n = len(segs)
-    is_w = segs.structure == WEIGHT_SRAM
-    load_start = np.where(is_w, times[segs.step, 0], times[segs.step, 6])
-    load_end = np.where(is_w, times[segs.step, 1], times[segs.step, 7])
-    slot = np.where(is_w, times[segs.step, 2], times[segs.step, 8])
+    load_start, load_end, slot = segs.load_start, segs.load_end, segs.slot
     elements = (segs.k1 - segs.k0) * (segs.n1 - segs.n0)
     write = load_end - 1
     first = c_end[segs.read_first_step] - 1
@@ -55,7 +62,7 @@ def build_residency(steps: Table, segs: Table, times: np.ndarray, folds: np.ndar
         ace[arr] = f_sum - elements[arr] * write[arr]
     sram_bytes = np.array([0, hw.weight_sram.slot_bytes, hw.embedding_sram.slot_bytes])
     lo = slot * sram_bytes[segs.structure] + segs.offset
-    parts.append(dict(param=views[segs.view, 0], structure=segs.structure, op=steps.work[segs.step],
+    parts.append(dict(param=segs.param, structure=segs.structure, op=segs.op,
                       view=segs.view, g=segs.g, k0=segs.k0, k1=segs.k1, n0=segs.n0, n1=segs.n1,
                       slot=slot, addr_lo=lo, addr_hi=lo + segs.nbytes, bits=elements * wbits,
                       write_cycle=write, first_read=first, last_read=last, read_count=reads,
@@ -74,7 +81,7 @@ def build_residency(steps: Table, segs: Table, times: np.ndarray, folds: np.ndar
         np.minimum.at(h_first, inverse, load_start)
         np.maximum.at(h_last, inverse, load_start)
         np.add.at(h_reads, inverse, 1)
-        np.minimum.at(h_op, inverse, steps.work[segs.step])
+        np.minimum.at(h_op, inverse, segs.op)
         v, g, k0, k1, n0, n1 = uniq.T
         param, base, sg, sk, sn = views[v].T
         corners = [base + g * sg + kk * sk + nn * sn for kk in (k0, k1 - 1) for nn in (n0, n1 - 1)]
@@ -82,19 +89,20 @@ def build_residency(steps: Table, segs: Table, times: np.ndarray, folds: np.ndar
         h_elems = (k1 - k0) * (n1 - n0)
         parts.append(dict(param=param, structure=np.full(count, HBM), op=h_op, view=v, g=g, k0=k0,
                           k1=k1, n0=n0, n1=n1, slot=np.zeros(count, np.int64),
-                          addr_lo=param_base[param] + e_lo * wbytes,
-                          addr_hi=param_base[param] + (e_hi + 1) * wbytes, bits=h_elems * wbits,
+                          addr_lo=layout.base_bytes[param] + e_lo * wbytes,
+                          addr_hi=layout.base_bytes[param] + (e_hi + 1) * wbytes,
+                          bits=h_elems * wbits,
                           write_cycle=np.full(count, -1), first_read=h_first, last_read=h_last,
                           read_count=h_reads, evict_cycle=np.full(count, total),
                           ace_bit_cycles=h_elems * (h_last + 1) * wbits))
 
     # ---------------------------------------------------------------- PE rows (one per fold)
     if len(folds):
-        step = folds[:, 0]
-        t0 = folds[:, 8]
-        kb, nb, mb = folds[:, 5] - folds[:, 4], folds[:, 7] - folds[:, 6], folds[:, 3] - folds[:, 2]
+        step = folds.step
+        t0 = folds.start
+        kb, nb, mb = folds.k1 - folds.k0, folds.n1 - folds.n0, folds.m1 - folds.m0
         evict = np.append(t0[1:], total)
-        keep = gemm_with_weight[steps.work[step]]
+        keep = gemm_with_weight[folds.work]
         seg_of_step = _seg_of_step(steps, segs)
         if code == 0:
             write = t0 + rows_ - 1
@@ -118,9 +126,9 @@ def build_residency(steps: Table, segs: Table, times: np.ndarray, folds: np.ndar
             evict = last + 1
         sel = np.flatnonzero(keep)
         view = segs.view[seg_of_step[step[sel]]]
-        parts.append(dict(param=views[view, 0], structure=np.full(sel.size, PE),
-                          op=steps.work[step[sel]], view=view, g=folds[sel, 1], k0=folds[sel, 4],
-                          k1=folds[sel, 5], n0=folds[sel, 6], n1=folds[sel, 7],
+        parts.append(dict(param=segs.param[seg_of_step[step[sel]]], structure=np.full(sel.size, PE),
+                          op=folds.work[sel], view=view, g=folds.g[sel], k0=folds.k0[sel],
+                          k1=folds.k1[sel], n0=folds.n0[sel], n1=folds.n1[sel],
                           slot=np.zeros(sel.size, np.int64), addr_lo=np.zeros(sel.size, np.int64),
                           addr_hi=((used_rows - 1) * cols_ + used_cols)[sel] * wbytes,
                           bits=bits[sel], write_cycle=write[sel], first_read=first[sel],
@@ -134,7 +142,7 @@ def build_residency(steps: Table, segs: Table, times: np.ndarray, folds: np.ndar
         "embedding_sram": hw.embedding_sram.size_bytes * 8,
         "pe": rows_ * cols_ * wbits,
     }
-    return ResidencyTable(cols, parameter_names, views, capacity, int(total))
+    return ResidencyTable(cols, layout.parameter_names, views, capacity, int(total))
 
 
 def _next_load_start(structure, step, slot, start, total):
@@ -162,14 +170,15 @@ def _seg_of_step(steps: Table, segs: Table) -> np.ndarray:
     return out
 
 
-def _array_reads(steps: Table, segs: Table, arr: np.ndarray, folds: np.ndarray, code: int,
+def _array_reads(steps: Table, segs: Table, arr: np.ndarray, folds: Table, code: int,
                  rows_: int, cols_: int):
-    """(first read, last read, reads per element, Σ last-read cycles) of weight-tile segments."""
+    """(first read, last read, reads per element, Σ last-read cycles) of weight-tile segments
+    ``arr`` (int64 arrays [len(arr)]; cycles per ``dataflow.sram_read_cycle``)."""
     seg_of_step = _seg_of_step(steps, segs)
-    fstep = folds[:, 0]
+    fstep = folds.step
     fseg = seg_of_step[fstep]
-    t0 = folds[:, 8]
-    kb, nb, mb = folds[:, 5] - folds[:, 4], folds[:, 7] - folds[:, 6], folds[:, 3] - folds[:, 2]
+    t0 = folds.start
+    kb, nb = folds.k1 - folds.k0, folds.n1 - folds.n0
     if code == 0:
         fr, lr = t0, t0 + kb - 1
         block_sum = kb * nb * t0 + nb * _tri(kb)
@@ -177,11 +186,11 @@ def _array_reads(steps: Table, segs: Table, arr: np.ndarray, folds: np.ndarray, 
     elif code == 1:
         fr, lr = t0, t0 + kb - 1 + nb - 1
         block_sum = kb * nb * t0 + nb * _tri(kb) + kb * _tri(nb)
-        covering = folds[:, 3] == steps.m1[fstep]
+        covering = folds.m1 == steps.m1[fstep]
     else:
         fr, lr = t0 + rows_, t0 + rows_ + nb - 1 + kb - 1
         block_sum = kb * nb * (t0 + rows_) + kb * _tri(nb) + nb * _tri(kb)
-        covering = folds[:, 3] == steps.m1[fstep]
+        covering = folds.m1 == steps.m1[fstep]
     valid = fseg >= 0
     size = len(segs)
     first = np.full(size, np.iinfo(np.int64).max)

@@ -22,42 +22,41 @@ Gather: lookups split into chunks of as many rows as fit an embedding slot (and 
 Step byte counts are raw (element bytes), except gathers, where each row is its own transfer
 and counts as its size rounded up to whole bursts; the timeline rounds every transfer up to
 whole bursts.
+
+Step columns (``STEP_FIELDS``, one row per step, program order): ``work`` (index of its work
+item), ``kind`` (``KIND_*``), ``g``, ``m0:m1``, ``k0:k1``, ``n0:n1`` (the tile; vector and gather
+chunks use m0:m1 for their chunk / lookup range), ``w_bytes``, ``a_bytes``, ``e_bytes`` (bytes
+loaded into the weight / input / embedding SRAM before the step), ``compute`` (cycles),
+``out_first`` / ``out_last`` (0/1: first / last step of its output tile), ``wb_bytes`` (bytes
+written back after it), ``barrier`` (1: first step of its work item), ``folds``, ``fold_len``
+(array folds and cycles per fold of a GEMM step).
+
+Segment columns (``SEG_FIELDS``, one row per parameter block loaded into an SRAM slot):
+``step`` (the step whose load fills it), ``op`` (its work item), ``structure`` (``WEIGHT_SRAM``
+or ``EMBEDDING_SRAM``, an index into ``residency.STRUCTURES``), ``view`` (weight view id),
+``g``, ``k0:k1``, ``n0:n1`` (the block of that view), ``offset`` / ``nbytes`` (byte range inside
+the slot), ``read_first_step`` .. ``read_last_step`` (steps that read it), ``reader``
+(``READER_*``: the array, the bias adder or the vector unit), ``lookup`` (embedding rows: the
+row's position in its gather's lookup order; 0 otherwise).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from accelsim.config import HardwareConfig
 from accelsim.schedule.dataflow import fold_cycles, fold_grid, tile_units
+from accelsim.schedule.table import Table
 from accelsim.schedule.workload import GatherWork, GemmWork, ScheduleError, VectorWork, WeightView
 
 STEP_FIELDS = (
     "work", "kind", "g", "m0", "m1", "k0", "k1", "n0", "n1", "w_bytes", "a_bytes", "e_bytes",
     "compute", "out_first", "out_last", "wb_bytes", "barrier", "folds", "fold_len",
 )
-SEG_FIELDS = ("step", "structure", "view", "g", "k0", "k1", "n0", "n1", "offset", "nbytes",
-              "read_first_step", "read_last_step", "reader")
+SEG_FIELDS = ("step", "op", "structure", "view", "g", "k0", "k1", "n0", "n1", "offset", "nbytes",
+              "read_first_step", "read_last_step", "reader", "lookup")
 KIND_GEMM, KIND_VECTOR, KIND_GATHER = 0, 1, 2
 READER_ARRAY, READER_BIAS, READER_VECTOR = 0, 1, 2
 WEIGHT_SRAM, EMBEDDING_SRAM = 1, 2
-
-
-@dataclass
-class Table:
-    """Struct of numpy int64 columns (``cols``) built from per-work chunks."""
-
-    cols: dict[str, np.ndarray]
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            return self.__dict__["cols"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __len__(self) -> int:
-        return len(next(iter(self.cols.values()))) if self.cols else 0
 
 
 def _burst(nbytes, burst: int):
@@ -203,18 +202,19 @@ def _gemm_steps(index, w: GemmWork, tile, hw: HardwareConfig, view_id):
     load = np.flatnonzero(wnew)
     last = np.append(load[1:], count) - 1  # last step using each loaded tile
     wid = view_id(w.weight)
-    segs = [_segs(step=load, structure=1, view=wid, g=g[load], k0=k0[load], k1=k1[load],
-                  n0=n0[load], n1=n1[load], offset=0, nbytes=wtile[load] * wb,
-                  read_first_step=load, read_last_step=last, reader=READER_ARRAY)]
+    segs = [_segs(step=load, op=index, structure=WEIGHT_SRAM, view=wid, g=g[load], k0=k0[load],
+                  k1=k1[load], n0=n0[load], n1=n1[load], offset=0, nbytes=wtile[load] * wb,
+                  read_first_step=load, read_last_step=last, reader=READER_ARRAY, lookup=0)]
     if w.bias is not None:
         sel = load[bias_n[load] > 0]
         lst = last[bias_n[load] > 0]
         bid = view_id(w.bias)
         first_out = np.array([s + np.flatnonzero(steps["out_last"][s:l + 1])[0] for s, l in zip(sel, lst)],
                              dtype=np.int64)
-        segs.append(_segs(step=sel, structure=1, view=bid, g=g[sel], k0=0, k1=1, n0=n0[sel],
-                          n1=n1[sel], offset=wtile[sel] * wb, nbytes=(n1[sel] - n0[sel]) * wb,
-                          read_first_step=first_out, read_last_step=lst, reader=READER_BIAS))
+        segs.append(_segs(step=sel, op=index, structure=WEIGHT_SRAM, view=bid, g=g[sel], k0=0, k1=1,
+                          n0=n0[sel], n1=n1[sel], offset=wtile[sel] * wb,
+                          nbytes=(n1[sel] - n0[sel]) * wb, read_first_step=first_out,
+                          read_last_step=lst, reader=READER_BIAS, lookup=0))
     return steps, {f: np.concatenate([s[f] for s in segs]) for f in SEG_FIELDS}
 
 
@@ -262,10 +262,11 @@ def _vector_steps(index, w: VectorWork, hw: HardwareConfig, view_id):
         lo, hi = bounds[p], bounds[p + 1]
         for r in np.flatnonzero((cum[1:] > lo) & (cum[:-1] < hi)):
             a, b = max(lo, cum[r]), min(hi, cum[r + 1])
-            row = dict(step=p, structure=WEIGHT_SRAM, view=views[r], g=0, k0=0, k1=1,
+            row = dict(step=p, op=index, structure=WEIGHT_SRAM, view=views[r], g=0, k0=0, k1=1,
                        n0=starts[r] + a - cum[r], n1=starts[r] + b - cum[r], offset=(a - lo) * wb,
                        nbytes=(b - a) * wb, read_first_step=p,
-                       read_last_step=p if not fits else chunks - 1, reader=READER_VECTOR)
+                       read_last_step=p if not fits else chunks - 1, reader=READER_VECTOR,
+                       lookup=0)
             for key, value in row.items():
                 seg[key].append(value)
         w_bytes[p] = (hi - lo) * wb
@@ -308,9 +309,9 @@ def _gather_steps(index, w: GatherWork, hw: HardwareConfig, view_id):
     pos = np.arange(w.rows.size, dtype=np.int64)
     step = pos // per_chunk
     vid = view_id(WeightView(w.table, 0, 0, w.dim, 1))
-    segs = _segs(step=step, structure=EMBEDDING_SRAM, view=vid, g=0, k0=w.rows, k1=w.rows + 1,
+    segs = _segs(step=step, op=index, structure=EMBEDDING_SRAM, view=vid, g=0, k0=w.rows, k1=w.rows + 1,
                  n0=0, n1=w.dim, offset=(pos - step * per_chunk) * row_bytes, nbytes=row_bytes,
-                 read_first_step=step, read_last_step=step, reader=READER_VECTOR)
+                 read_first_step=step, read_last_step=step, reader=READER_VECTOR, lookup=pos)
     if w.rows.size == 0:
         segs = _empty_segs()
     return steps, segs

@@ -10,6 +10,11 @@ Three kinds of work (in program order):
   looked-up table rows, in lookup order.
 * :class:`VectorWork` — every other op that moves or computes data, on the vector unit.
 
+Every work item is named after its instruction (``inst.name``) and carries its op, except the
+extra vector item of a ``gemm`` whose C is not a bias parameter over N (an activation, or a
+parameter of another shape): it follows the GEMM, is named ``<inst.name>.add_c`` and has op
+``gemm_add_c``.
+
 Layout ops (reshape, flatten, squeeze, unsqueeze, identity) are free. Ops that only compute
 from constants (shape arithmetic) are free. A parameter reached through view ops (the ones
 above plus transpose, expand, slice, gather with constant indices) is read by the consumer.
@@ -27,6 +32,7 @@ from typing import Mapping
 
 import numpy as np
 
+from accelsim.errors import UserError
 from accelsim.ir import Instruction, Program
 
 FREE_VIEW_OPS = {"reshape", "flatten", "squeeze", "unsqueeze", "identity"}
@@ -34,7 +40,7 @@ PARAM_VIEW_OPS = FREE_VIEW_OPS | {"transpose", "expand", "slice", "gather"}
 SHAPE_OPS = {"shape", "constant_of_shape", "range", "size"}
 
 
-class ScheduleError(ValueError):
+class ScheduleError(UserError, ValueError):
     """The program cannot be scheduled on this configuration; one line naming op and sizes."""
 
 
@@ -361,18 +367,23 @@ def _gather_work(index: int, inst: Instruction, tracer: _Tracer) -> GatherWork:
 
 def _vector_work(index: int, inst: Instruction, tracer: _Tracer, operands, elements: int = 0,
                  name: str | None = None, op: str | None = None) -> VectorWork:
+    """Vector-unit work of ``inst`` reading the tensors ``operands``.
+
+    The work item is named ``name`` (default: the instruction's name ``inst.name``) and has op
+    ``op`` (default ``inst.op``); ``elements`` is a lower bound on the elements processed.
+    """
     in_elems = 0
     params: dict[str, np.ndarray] = {}
-    for name in operands:
-        if not name or name in tracer.program.constants:
+    for tensor in operands:
+        if not tensor or tensor in tracer.program.constants:
             continue
-        found = tracer.trace(name)
+        found = tracer.trace(tensor)
         if found is not None:
             used = tracer.elements(*found)
             params[found[0]] = np.union1d(params[found[0]], used) if found[0] in params else used
         else:
-            in_elems += _size(tracer.shape(name))
+            in_elems += _size(tracer.shape(tensor))
     out_elems = sum(_size(tracer.shape(o)) for o in inst.outputs if o)
     sizes = [in_elems, out_elems, elements] + [len(v) for v in params.values()]
-    return VectorWork(index, name or inst.name, op or inst.op, int(max(sizes)), int(in_elems), int(out_elems),
-                      params)
+    return VectorWork(index, inst.name if name is None else name, inst.op if op is None else op,
+                      int(max(sizes)), int(in_elems), int(out_elems), params)

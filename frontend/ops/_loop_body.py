@@ -18,6 +18,7 @@ from onnx import helper, numpy_helper
 
 from frontend.registry import LoweringContext
 
+
 class NoMatch(Exception):
     """The Loop is not an EmbeddingBag; the message says why."""
 
@@ -145,7 +146,7 @@ class Eval:
 
     def node(self, scope: Scope, node: onnx.NodeProto) -> list:
         args = [self.value(scope, name) for name in node.input]
-        attrs = LoweringContext.attrs(node)
+        attrs = self.ctx.attrs(node)  # schema defaults at the model's opset, as in the rules
         handler = getattr(self, f"_op_{node.op_type}", None)
         result = handler(scope, node, args, attrs) if handler else None
         if result is None:

@@ -25,14 +25,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from frontend.ops._common import node_label
 from frontend.ops._loop_body import Bag, Const, Eval, Int, NoMatch, Op, Rows, Scope, Seg
 from frontend.registry import FrontendError, LoweringContext, lowering
 
 _BIG = 2**62
-
-
-def _label(node: onnx.NodeProto) -> str:
-    return f"node {node.name or node.output[0]!r} ({node.op_type})"
 
 
 def _sequences(ctx: LoweringContext) -> dict:
@@ -220,7 +217,7 @@ def _trip_count(ctx: LoweringContext, node: onnx.NodeProto, cond_out) -> tuple |
 
 
 def _match(ctx: LoweringContext, node: onnx.NodeProto) -> dict:
-    body = LoweringContext.attrs(node)["body"]
+    body = ctx.attrs(node)["body"]
     carried = list(node.input[2:])
     bound = {body.input[0].name: Int(("i",)), body.input[1].name: Op("cond_in")}
     for j, init in enumerate(carried):
@@ -313,13 +310,13 @@ def lower_concat_from_sequence(ctx: LoweringContext, node: onnx.NodeProto) -> No
     entry = _sequences(ctx).get(node.input[0])
     if not isinstance(entry, tuple):
         raise FrontendError(
-            f"{_label(node)}: input {node.input[0]!r} is not a sequence built by an EmbeddingBag Loop; "
+            f"{node_label(node)}: input {node.input[0]!r} is not a sequence built by an EmbeddingBag Loop; "
             "general sequences are not supported"
         )
     _, tensor, keepdims = entry
     attrs = ctx.attrs(node)
-    axis, new_axis = int(attrs["axis"]), int(attrs.get("new_axis", 0))
+    axis, new_axis = int(attrs["axis"]), int(attrs["new_axis"])
     if (keepdims and new_axis == 0 and axis in (0, -2)) or (not keepdims and new_axis == 1 and axis == 0):
         ctx.alias(node.output[0], tensor)
         return
-    raise FrontendError(f"{_label(node)}: attributes axis={axis}, new_axis={new_axis} are not supported")
+    raise FrontendError(f"{node_label(node)}: attributes axis={axis}, new_axis={new_axis} are not supported")

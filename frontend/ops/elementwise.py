@@ -1,6 +1,8 @@
 """Elementwise ONNX ops -> IR elementwise ops (see accelsim/kernels/elementwise.py).
 
-Every attribute default is filled here. Opset differences: Clip takes min/max as attributes
+Every IR attribute is filled: ``ctx.attrs`` supplies the ONNX schema defaults (e.g. LeakyRelu
+alpha, Mod fmod) at the model's opset; the tables below only name which attributes each IR
+op carries and their Python type. Opset differences: Clip takes min/max as attributes
 before opset 11 (turned into constant operands) and as optional inputs after; the pre-opset-7
 ``broadcast``/``axis`` form of binary ops is accepted only when it means numpy broadcasting.
 Cast targets: integer and bool types keep their dtype; FLOAT and DOUBLE give fp32 (the IR's
@@ -14,7 +16,7 @@ import re
 import numpy as np
 import onnx
 
-from frontend.ops.conv import node_label
+from frontend.ops._common import node_label
 from frontend.registry import FrontendError, LoweringContext, lowering
 
 
@@ -24,46 +26,42 @@ def snake(op_type: str) -> str:
     return special.get(op_type) or re.sub(r"(?<!^)(?=[A-Z])", "_", op_type).lower()
 
 
-# ONNX op -> attribute defaults (every one is filled in the IR instruction).
-_UNARY: dict[str, dict[str, object]] = {
+# ONNX op -> {attribute carried into the IR instruction: its Python type}.
+_UNARY: dict[str, dict[str, type]] = {
     **{op: {} for op in (
         "Relu", "Sigmoid", "Tanh", "Erf", "Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal",
         "Not", "IsNaN", "Floor", "Ceil", "Round", "Sign", "Softplus", "Softsign", "Sin", "Cos",
         "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Mish",
         "BitwiseNot", "HardSwish",
     )},
-    "LeakyRelu": {"alpha": 0.01},
-    "Elu": {"alpha": 1.0},
-    "Selu": {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875},
-    "Celu": {"alpha": 1.0},
-    "ThresholdedRelu": {"alpha": 1.0},
-    "HardSigmoid": {"alpha": 0.2, "beta": 0.5},
-    "Swish": {"alpha": 1.0},
-    "Shrink": {"bias": 0.0, "lambd": 0.5},
-    "Gelu": {"approximate": "none"},
-    "IsInf": {"detect_negative": 1, "detect_positive": 1},
+    "LeakyRelu": {"alpha": float},
+    "Elu": {"alpha": float},
+    "Selu": {"alpha": float, "gamma": float},
+    "Celu": {"alpha": float},
+    "ThresholdedRelu": {"alpha": float},
+    "HardSigmoid": {"alpha": float, "beta": float},
+    "Swish": {"alpha": float},
+    "Shrink": {"bias": float, "lambd": float},
+    "Gelu": {"approximate": str},
+    "IsInf": {"detect_negative": int, "detect_positive": int},
 }
 
-_BINARY: dict[str, dict[str, object]] = {
+_BINARY: dict[str, dict[str, type]] = {
     **{op: {} for op in (
         "Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "LessOrEqual", "Greater",
         "GreaterOrEqual", "And", "Or", "Xor", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "PRelu",
     )},
-    "Mod": {"fmod": 0},
-    "BitShift": {"direction": None},
+    "Mod": {"fmod": int},
+    "BitShift": {"direction": str},
 }
 
 _PARAMETER_ROLE = {"Add": "bias", "Sub": "bias", "Mul": "weight", "Div": "weight", "PRelu": "weight"}
 
 
-def _filled(node: onnx.NodeProto, attrs: dict, defaults: dict[str, object]) -> dict[str, object]:
-    out = {}
-    for key, default in defaults.items():
-        value = attrs.get(key, default)
-        if value is None:
-            raise FrontendError(f"{node_label(node)}: attribute {key} is required")
-        out[key] = type(default)(value) if default is not None else value
-    return out
+def _ir_attrs(attrs: dict, types: dict[str, type]) -> dict[str, object]:
+    """The IR attributes named in ``types``, converted; ``attrs`` from ``ctx.attrs`` (schema
+    defaults filled, an attribute still absent is a one-line error)."""
+    return {key: convert(attrs[key]) for key, convert in types.items()}
 
 
 def _claim_inputs(ctx: LoweringContext, node: onnx.NodeProto) -> None:
@@ -75,7 +73,7 @@ def _claim_inputs(ctx: LoweringContext, node: onnx.NodeProto) -> None:
 
 @lowering(*_UNARY)
 def lower_unary(ctx: LoweringContext, node: onnx.NodeProto) -> None:
-    attrs = _filled(node, ctx.attrs(node), _UNARY[node.op_type])
+    attrs = _ir_attrs(ctx.attrs(node), _UNARY[node.op_type])
     if node.op_type == "Gelu" and attrs["approximate"] not in ("none", "tanh"):
         raise FrontendError(f"{node_label(node)}: approximate={attrs['approximate']!r} is unknown")
     _claim_inputs(ctx, node)
@@ -85,11 +83,12 @@ def lower_unary(ctx: LoweringContext, node: onnx.NodeProto) -> None:
 @lowering(*_BINARY)
 def lower_binary(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     raw = ctx.attrs(node)
+    # broadcast: an attribute of the arithmetic/comparison/logic ops before opset 7 (not PRelu's)
     if ctx.opset < 7 and int(raw.get("broadcast", 0)) and "axis" in raw:
         raise FrontendError(
             f"{node_label(node)}: legacy broadcast with axis={raw['axis']} (opset < 7) is not supported"
         )
-    attrs = _filled(node, raw, _BINARY[node.op_type])
+    attrs = _ir_attrs(raw, _BINARY[node.op_type])
     if node.op_type == "BitShift" and attrs["direction"] not in ("LEFT", "RIGHT"):
         raise FrontendError(f"{node_label(node)}: direction={attrs['direction']!r} is unknown")
     _claim_inputs(ctx, node)
@@ -113,7 +112,9 @@ def lower_where(ctx: LoweringContext, node: onnx.NodeProto) -> None:
 def lower_clip(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     inputs = list(node.input[:3]) + [""] * (3 - len(node.input[:3]))
     if ctx.opset < 11:
-        attrs = ctx.attrs(node)
+        # Only the bounds the node sets: the schema defaults (opset 6-10) are -/+FLT_MAX, i.e.
+        # no bound, which the IR spells as an absent operand.
+        attrs = ctx.attrs(node, schema_defaults=False)
         inputs = [node.input[0], "", ""]
         for position, key in ((1, "min"), (2, "max")):
             if key in attrs:

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import onnx
 
+from frontend.ops._common import node_label
 from frontend.registry import FrontendError, LoweringContext, lowering
 
 _REDUCTIONS = ("none", "add", "mul", "max", "min")
-
-
-def _label(node: onnx.NodeProto) -> str:
-    return f"node {node.name or node.output[0]!r} ({node.op_type})"
 
 
 def _rank(ctx: LoweringContext, name: str) -> int | None:
@@ -29,7 +26,7 @@ def _rank(ctx: LoweringContext, name: str) -> int | None:
 @lowering("Gather")
 def lower_gather(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     """data[..], indices -> np.take(data, indices, axis); a parameter table is an embedding."""
-    axis = int(ctx.attrs(node).get("axis", 0))
+    axis = int(ctx.attrs(node)["axis"])
     data = node.input[0]
     rank = _rank(ctx, data)
     if rank is not None and axis < 0:
@@ -44,21 +41,21 @@ def lower_gather(ctx: LoweringContext, node: onnx.NodeProto) -> None:
 
 @lowering("GatherElements")
 def lower_gather_elements(ctx: LoweringContext, node: onnx.NodeProto) -> None:
-    axis = int(ctx.attrs(node).get("axis", 0))
+    axis = int(ctx.attrs(node)["axis"])
     ctx.emit("gather_elements", [node.input[0], node.input[1]], [node.output[0]], {"axis": axis}, name=node.name)
 
 
 @lowering("GatherND")
 def lower_gather_nd(ctx: LoweringContext, node: onnx.NodeProto) -> None:
-    batch_dims = int(ctx.attrs(node).get("batch_dims", 0))
+    batch_dims = int(ctx.attrs(node).get("batch_dims", 0))  # an attribute from opset 12 only
     ctx.emit("gather_nd", [node.input[0], node.input[1]], [node.output[0]],
              {"batch_dims": batch_dims}, name=node.name)
 
 
 def _reduction(node: onnx.NodeProto, attrs: dict) -> str:
-    reduction = attrs.get("reduction", "none")
+    reduction = attrs.get("reduction", "none")  # an attribute from opset 16 only
     if reduction not in _REDUCTIONS:
-        raise FrontendError(f"{_label(node)}: attribute reduction={reduction!r} is not supported")
+        raise FrontendError(f"{node_label(node)}: attribute reduction={reduction!r} is not supported")
     return reduction
 
 
@@ -73,4 +70,4 @@ def lower_scatter_nd(ctx: LoweringContext, node: onnx.NodeProto) -> None:
 def lower_scatter_elements(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
     ctx.emit("scatter_elements", list(node.input[:3]), [node.output[0]],
-             {"axis": int(attrs.get("axis", 0)), "reduction": _reduction(node, attrs)}, name=node.name)
+             {"axis": int(attrs["axis"]), "reduction": _reduction(node, attrs)}, name=node.name)

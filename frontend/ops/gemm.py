@@ -1,23 +1,24 @@
 """Gemm and MatMul -> IR ``gemm`` / ``matmul``.
 
-Gemm attributes normalised: alpha (1.0), beta (1.0), trans_a (0), trans_b (0); C optional
-(absent = ``""``; opset < 11 required it, opset < 7 had the ``broadcast`` flag, which numpy
-broadcasting subsumes). Parameter claims: a weight's channel axis is the one that indexes
-the output columns N (B) or rows M (A), so per-channel int8 scales follow output channels.
+Gemm attributes normalised: alpha, beta, trans_a, trans_b (schema defaults 1.0, 1.0, 0, 0
+filled by ``ctx.attrs``); C optional (absent = ``""``; opset < 11 required it, opset < 7 had
+the ``broadcast`` flag, which numpy broadcasting subsumes). Parameter claims: a weight's
+channel axis is the one that indexes the output columns N (B) or rows M (A), so per-channel
+int8 scales follow output channels.
 """
 from __future__ import annotations
 
 import onnx
 
-from frontend.ops.conv import node_label
+from frontend.ops._common import node_label
 from frontend.registry import FrontendError, LoweringContext, lowering
 
 
 @lowering("Gemm")
 def lower_gemm(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
-    trans_a = int(attrs.get("transA", 0))
-    trans_b = int(attrs.get("transB", 0))
+    trans_a = int(attrs["transA"])
+    trans_b = int(attrs["transB"])
     if len(node.input) < 2:
         raise FrontendError(f"{node_label(node)}: needs inputs A and B")
     a, weight = node.input[0], node.input[1]
@@ -34,8 +35,8 @@ def lower_gemm(ctx: LoweringContext, node: onnx.NodeProto) -> None:
         list(node.input[:3]) + [""] * (3 - len(node.input[:3])),
         list(node.output[:1]),
         {
-            "alpha": float(attrs.get("alpha", 1.0)),
-            "beta": float(attrs.get("beta", 1.0)),
+            "alpha": float(attrs["alpha"]),
+            "beta": float(attrs["beta"]),
             "trans_a": trans_a,
             "trans_b": trans_b,
         },

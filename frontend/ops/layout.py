@@ -2,7 +2,9 @@
 
 Covers Constant, Identity, Dropout (inference), Reshape, Transpose, Concat, Slice, Squeeze,
 Unsqueeze, Flatten, Expand, Split, Shape, Size, Range, ConstantOfShape, Tile, Pad, Trilu,
-EyeLike. Every attribute default is filled here; opset differences are normalised:
+EyeLike. Every IR attribute is filled (ONNX schema defaults come from ``ctx.attrs``; a rule
+writes a default only where the op lacks the attribute at older opsets or the schema has
+none); opset differences are normalised:
 
 * Slice: attributes before opset 10, inputs after; absent axes/steps become constants
   ``range(len(starts))`` / ones. Negative axes are kept (the kernel indexes from the end).
@@ -22,13 +24,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from frontend.ops._common import node_label
 from frontend.registry import FrontendError, LoweringContext, lowering, numpy_dtype
 
 _PAD_MODES = ("constant", "edge", "reflect", "wrap")
-
-
-def _label(node: onnx.NodeProto) -> str:
-    return f"node {node.name or node.output[0]!r} ({node.op_type})"
 
 
 def _input(node: onnx.NodeProto, index: int) -> str:
@@ -69,9 +68,9 @@ def lower_constant(ctx: LoweringContext, node: onnx.NodeProto) -> None:
         value = np.array(attrs["value_ints"], dtype=np.int64)
     else:
         kind = next(iter(attrs), "none")
-        raise FrontendError(f"{_label(node)}: attribute {kind} is not supported (numeric tensors only)")
+        raise FrontendError(f"{node_label(node)}: attribute {kind} is not supported (numeric tensors only)")
     if value.dtype.kind not in "fiub":
-        raise FrontendError(f"{_label(node)}: attribute value of type {value.dtype} is not supported")
+        raise FrontendError(f"{node_label(node)}: attribute value of type {value.dtype} is not supported")
     ctx.constants[node.output[0]] = _float32_if_float(value)
 
 
@@ -86,12 +85,14 @@ def lower_dropout(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
     training = ctx.require_constant(node, 2, "training_mode (inference only)")
     training = bool(np.asarray(training).reshape(())) if training is not None else (
-        ctx.opset < 7 and not attrs.get("is_test", 0))
+        ctx.opset < 7 and not attrs["is_test"])
     if training:
         ratio = ctx.require_constant(node, 1, "ratio of a training-mode Dropout")
+        # Before opset 12 the schema gives attribute ratio (0.5); from 12 ratio is an optional
+        # input whose default 0.5 no attribute schema carries.
         ratio = float(attrs.get("ratio", 0.5)) if ratio is None else float(np.asarray(ratio).reshape(()))
         if ratio != 0.0:
-            raise FrontendError(f"{_label(node)}: training-mode Dropout (ratio {ratio}) is random; not supported")
+            raise FrontendError(f"{node_label(node)}: training-mode Dropout (ratio {ratio}) is random; not supported")
     ctx.alias(node.output[0], node.input[0])
     if len(node.output) > 1 and node.output[1]:
         shape = ctx.fresh_tensor(f"{node.output[1]}_shape")
@@ -108,8 +109,8 @@ def lower_reshape(ctx: LoweringContext, node: onnx.NodeProto) -> None:
         shape = _int_const(ctx, attrs.get("shape", []), f"{node.output[0]}_shape")
     else:
         shape = node.input[1]
-    ctx.emit("reshape", [node.input[0], shape], [node.output[0]],
-             {"allowzero": int(attrs.get("allowzero", 0))}, name=node.name)
+    allowzero = int(attrs.get("allowzero", 0))  # an attribute from opset 14 only
+    ctx.emit("reshape", [node.input[0], shape], [node.output[0]], {"allowzero": allowzero}, name=node.name)
 
 
 @lowering("Transpose")
@@ -126,7 +127,7 @@ def lower_transpose(ctx: LoweringContext, node: onnx.NodeProto) -> None:
 def lower_concat(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
     if "axis" not in attrs:
-        raise FrontendError(f"{_label(node)}: attribute axis is required")
+        raise FrontendError(f"{node_label(node)}: attribute axis is required")
     ctx.emit("concat", list(node.input), [node.output[0]], {"axis": int(attrs["axis"])}, name=node.name)
 
 
@@ -146,7 +147,7 @@ def lower_slice(ctx: LoweringContext, node: onnx.NodeProto) -> None:
         if not axes or not steps:
             shape = ctx.shape(starts)
             if shape is None or not isinstance(shape[0], int):
-                raise FrontendError(f"{_label(node)}: length of starts is unknown, cannot fill axes/steps")
+                raise FrontendError(f"{node_label(node)}: length of starts is unknown, cannot fill axes/steps")
             axes = axes or _int_const(ctx, range(shape[0]), f"{out}_axes")
             steps = steps or _int_const(ctx, [1] * shape[0], f"{out}_steps")
     ctx.emit("slice", [node.input[0], starts, ends, axes, steps], [out], {}, name=node.name)
@@ -176,13 +177,13 @@ def lower_squeeze(ctx: LoweringContext, node: onnx.NodeProto) -> None:
 def lower_unsqueeze(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     axes, extra = _axes_operand(ctx, node)
     if axes is None and not extra:
-        raise FrontendError(f"{_label(node)}: axes is required")
+        raise FrontendError(f"{node_label(node)}: axes is required")
     ctx.emit("unsqueeze", [node.input[0]] + extra, [node.output[0]], {"axes": axes}, name=node.name)
 
 
 @lowering("Flatten")
 def lower_flatten(ctx: LoweringContext, node: onnx.NodeProto) -> None:
-    axis = int(ctx.attrs(node).get("axis", 1))
+    axis = int(ctx.attrs(node)["axis"])
     ctx.emit("flatten", [node.input[0]], [node.output[0]], {"axis": axis}, name=node.name)
 
 
@@ -197,7 +198,7 @@ def lower_split(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     outputs = list(node.output)
     n = int(attrs.get("num_outputs", len(outputs)))
     if n != len(outputs):
-        raise FrontendError(f"{_label(node)}: num_outputs={n} but the node has {len(outputs)} outputs")
+        raise FrontendError(f"{node_label(node)}: num_outputs={n} but the node has {len(outputs)} outputs")
     split = attrs.get("split")
     extra: list[str] = []
     if ctx.opset >= 13 and _input(node, 1):
@@ -206,8 +207,9 @@ def lower_split(ctx: LoweringContext, node: onnx.NodeProto) -> None:
             extra = [node.input[1]]
         else:
             split = np.asarray(value).reshape(-1)
+    axis = int(attrs.get("axis", 0))  # Split-1's schema has no default axis; from opset 2: 0
     ctx.emit("split", [node.input[0]] + extra, outputs,
-             {"axis": int(attrs.get("axis", 0)),
+             {"axis": axis,
               "split": None if split is None else tuple(int(s) for s in split),
               "num_outputs": n},
              name=node.name)
@@ -217,7 +219,7 @@ def lower_split(ctx: LoweringContext, node: onnx.NodeProto) -> None:
 @lowering("Shape")
 def lower_shape(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
-    start, end = int(attrs.get("start", 0)), attrs.get("end")
+    start, end = int(attrs.get("start", 0)), attrs.get("end")  # attributes from opset 15 only
     end = None if end is None else int(end)
     static = _static_shape(ctx, node.input[0])
     if static is not None:
@@ -245,7 +247,7 @@ def lower_constant_of_shape(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     value = ctx.attrs(node).get("value")
     value = np.zeros(1, dtype=np.float32) if value is None else _float32_if_float(value)
     if value.size != 1:
-        raise FrontendError(f"{_label(node)}: attribute value must hold one element")
+        raise FrontendError(f"{node_label(node)}: attribute value must hold one element")
     ctx.emit("constant_of_shape", [node.input[0]], [node.output[0]],
              {"value": value.reshape(-1)[0].item(), "dtype": value.dtype.name}, name=node.name)
 
@@ -258,12 +260,12 @@ def lower_tile(ctx: LoweringContext, node: onnx.NodeProto) -> None:
 @lowering("Pad")
 def lower_pad(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
-    mode = attrs.get("mode", "constant")
+    mode = attrs["mode"]
     if mode not in _PAD_MODES:
-        raise FrontendError(f"{_label(node)}: attribute mode={mode!r} is not supported")
+        raise FrontendError(f"{node_label(node)}: attribute mode={mode!r} is not supported")
     if ctx.opset < 11:
         pads = _int_const(ctx, attrs.get("pads", attrs.get("paddings", [])), f"{node.output[0]}_pads")
-        value = ctx.add_constant(np.array(attrs.get("value", 0.0), dtype=np.float32), "pad_value")
+        value = ctx.add_constant(np.array(attrs["value"], dtype=np.float32), "pad_value")
         inputs = [node.input[0], pads, value, ""]
     else:
         inputs = [node.input[0], node.input[1], _input(node, 2), _input(node, 3)]
@@ -272,7 +274,7 @@ def lower_pad(ctx: LoweringContext, node: onnx.NodeProto) -> None:
 
 @lowering("Trilu")
 def lower_trilu(ctx: LoweringContext, node: onnx.NodeProto) -> None:
-    upper = int(ctx.attrs(node).get("upper", 1))
+    upper = int(ctx.attrs(node)["upper"])
     ctx.emit("trilu", [node.input[0], _input(node, 1)], [node.output[0]], {"upper": upper}, name=node.name)
 
 
@@ -281,8 +283,8 @@ def lower_eye_like(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
     onnx_type = attrs.get("dtype", ctx.elem_type(node.input[0]))
     if onnx_type is None:
-        raise FrontendError(f"{_label(node)}: output dtype is unknown (no dtype attribute, input type unknown)")
-    dtype = numpy_dtype(int(onnx_type), _label(node))
+        raise FrontendError(f"{node_label(node)}: output dtype is unknown (no dtype attribute, input type unknown)")
+    dtype = numpy_dtype(int(onnx_type), node_label(node))
     dtype = "float32" if dtype in ("float64", "float16") else dtype
     ctx.emit("eye_like", [node.input[0]], [node.output[0]],
-             {"k": int(attrs.get("k", 0)), "dtype": dtype}, name=node.name)
+             {"k": int(attrs["k"]), "dtype": dtype}, name=node.name)

@@ -10,12 +10,16 @@ Opset differences handled here so kernels never guess:
   attribute; a run-time one stays an operand. No axes = all axes unless
   ``noop_with_empty_axes``.
 * GroupNormalization opset 18-20 has per-group scale/bias, opset 21 per-channel.
+
+Attribute defaults (epsilon, axis, keepdims, ...) come from the ONNX schema at the model's
+opset (``ctx.attrs``); a rule writes one only for an attribute that its op lacks at older
+opsets. BatchNormalization is in ``frontend/ops/batch_norm.py``.
 """
 from __future__ import annotations
 
 import onnx
 
-from frontend.ops.conv import node_label
+from frontend.ops._common import claim_input, node_label
 from frontend.registry import FrontendError, LoweringContext, lowering
 
 
@@ -34,20 +38,15 @@ def _rank(ctx: LoweringContext, node: onnx.NodeProto, why: str) -> int:
     return len(shape)
 
 
-def _claim(ctx: LoweringContext, node: onnx.NodeProto, index: int, role: str) -> None:
-    if index < len(node.input) and ctx.is_parameter(node.input[index]):
-        ctx.claim_parameter(node.input[index], node, role, channel_axis=None)
-
-
 @lowering("LayerNormalization")
 def lower_layer_normalization(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
-    _claim(ctx, node, 1, "norm_scale")
-    _claim(ctx, node, 2, "norm_bias")
+    claim_input(ctx, node, 1, "norm_scale")
+    claim_input(ctx, node, 2, "norm_bias")
     inputs = list(node.input[:3]) + [""] * (3 - len(node.input[:3]))
     ctx.emit(
         "layer_norm", inputs, present_outputs(ctx, node),
-        {"axis": int(attrs.get("axis", -1)), "epsilon": float(attrs.get("epsilon", 1e-5))},
+        {"axis": int(attrs["axis"]), "epsilon": float(attrs["epsilon"])},
         name=node.name,
     )
 
@@ -55,28 +54,21 @@ def lower_layer_normalization(ctx: LoweringContext, node: onnx.NodeProto) -> Non
 @lowering("RMSNormalization")
 def lower_rms_normalization(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
-    _claim(ctx, node, 1, "norm_scale")
+    claim_input(ctx, node, 1, "norm_scale")
     ctx.emit(
         "rms_norm", list(node.input[:2]), [node.output[0]],
-        {"axis": int(attrs.get("axis", -1)), "epsilon": float(attrs.get("epsilon", 1e-5))},
+        {"axis": int(attrs["axis"]), "epsilon": float(attrs["epsilon"])},
         name=node.name,
     )
-
-
-def lower_batch_norm_unfolded(ctx: LoweringContext, node: onnx.NodeProto, epsilon: float) -> None:
-    """BatchNormalization (inference) that could not be folded into a conv."""
-    for index, role in ((1, "norm_scale"), (2, "norm_bias"), (3, "other"), (4, "other")):
-        _claim(ctx, node, index, role)
-    ctx.emit("batch_norm", list(node.input[:5]), [node.output[0]], {"epsilon": epsilon}, name=node.name)
 
 
 @lowering("InstanceNormalization")
 def lower_instance_normalization(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
-    _claim(ctx, node, 1, "norm_scale")
-    _claim(ctx, node, 2, "norm_bias")
+    claim_input(ctx, node, 1, "norm_scale")
+    claim_input(ctx, node, 2, "norm_bias")
     ctx.emit("instance_norm", list(node.input[:3]), [node.output[0]],
-             {"epsilon": float(attrs.get("epsilon", 1e-5))}, name=node.name)
+             {"epsilon": float(attrs["epsilon"])}, name=node.name)
 
 
 @lowering("GroupNormalization")
@@ -84,11 +76,11 @@ def lower_group_normalization(ctx: LoweringContext, node: onnx.NodeProto) -> Non
     attrs = ctx.attrs(node)
     if "num_groups" not in attrs:
         raise FrontendError(f"{node_label(node)}: num_groups is required")
-    _claim(ctx, node, 1, "norm_scale")
-    _claim(ctx, node, 2, "norm_bias")
+    claim_input(ctx, node, 1, "norm_scale")
+    claim_input(ctx, node, 2, "norm_bias")
     ctx.emit(
         "group_norm", list(node.input[:3]), [node.output[0]],
-        {"num_groups": int(attrs["num_groups"]), "epsilon": float(attrs.get("epsilon", 1e-5)),
+        {"num_groups": int(attrs["num_groups"]), "epsilon": float(attrs["epsilon"]),
          "per_group_affine": int(ctx.opset < 21)},
         name=node.name,
     )
@@ -101,10 +93,10 @@ _SOFTMAX = {"Softmax": "softmax", "LogSoftmax": "log_softmax", "Hardmax": "hardm
 def lower_softmax(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
     if ctx.opset >= 13:
-        axes = (int(attrs.get("axis", -1)),)
+        axes = (int(attrs["axis"]),)  # schema default -1
     else:
         rank = _rank(ctx, node, "coerce-to-2-D semantics (opset < 13)")
-        axis = int(attrs.get("axis", 1)) % max(rank, 1)
+        axis = int(attrs["axis"]) % max(rank, 1)  # schema default 1
         axes = tuple(range(axis, rank))
     ctx.emit(_SOFTMAX[node.op_type], [node.input[0]], [node.output[0]], {"axes": axes}, name=node.name)
 
@@ -127,7 +119,7 @@ _REDUCE = {
 def lower_reduce(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
     op, axes_input_since = _REDUCE[node.op_type]
-    noop = int(attrs.get("noop_with_empty_axes", 0))
+    noop = int(attrs.get("noop_with_empty_axes", 0))  # attribute only from opset 13 / 18
     inputs = [node.input[0]]
     if ctx.opset < axes_input_since:
         axes = attrs.get("axes")
@@ -146,7 +138,7 @@ def lower_reduce(ctx: LoweringContext, node: onnx.NodeProto) -> None:
             axes = tuple(int(a) for a in value.ravel())
     ctx.emit(
         op, inputs, [node.output[0]],
-        {"axes": axes, "keepdims": int(attrs.get("keepdims", 1)), "noop_with_empty_axes": noop},
+        {"axes": axes, "keepdims": int(attrs["keepdims"]), "noop_with_empty_axes": noop},
         name=node.name,
     )
 
@@ -156,7 +148,8 @@ def lower_arg_extreme(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     attrs = ctx.attrs(node)
     ctx.emit(
         node.op_type.lower(), [node.input[0]], [node.output[0]],
-        {"axis": int(attrs.get("axis", 0)), "keepdims": int(attrs.get("keepdims", 1)),
+        {"axis": int(attrs["axis"]), "keepdims": int(attrs["keepdims"]),
+         # select_last_index is an attribute from opset 12 only
          "select_last_index": int(attrs.get("select_last_index", 0))},
         name=node.name,
     )

@@ -4,12 +4,15 @@ Normalised attributes: ``kernel_shape``, ``strides`` (default 1), ``pads`` (expl
 auto_pad resolved from the static input shape), ``dilations`` (default 1), ``ceil_mode``
 (default 0; forced to 0 with auto_pad, whose pads already give the output size),
 ``count_include_pad`` (AveragePool, default 0), ``storage_order`` (MaxPool, default 0).
+Defaults come from the ONNX schema (``ctx.attrs``) except strides/dilations (no schema
+default: their length is the kernel rank) and attributes an older opset lacks (ceil_mode
+before 10, dilations before 10/19, count_include_pad before 7, storage_order before 8).
 """
 from __future__ import annotations
 
 import onnx
 
-from frontend.ops.conv import int_list, node_label, resolve_pads
+from frontend.ops._common import int_list, node_label, resolve_pads
 from frontend.registry import FrontendError, LoweringContext, lowering
 
 
@@ -22,7 +25,7 @@ def _window_attrs(ctx: LoweringContext, node: onnx.NodeProto) -> tuple[dict, dic
     rank = len(kernel_shape)
     strides = int_list(attrs.get("strides", [1] * rank))
     dilations = int_list(attrs.get("dilations", [1] * rank))
-    auto_pad = attrs.get("auto_pad", "NOTSET") or "NOTSET"
+    auto_pad = attrs["auto_pad"] or "NOTSET"
     pads = resolve_pads(ctx, node, attrs, kernel_shape, strides, dilations)
     if auto_pad == "VALID" and int(attrs.get("ceil_mode", 0)):
         raise FrontendError(f"{node_label(node)}: auto_pad=VALID with ceil_mode=1 is ambiguous")

@@ -1,0 +1,92 @@
+"""``accelsim pvf MODEL.onnx --fault sbf --by component,bit --trials N --seed S --out DIR``.
+
+Runs (or resumes) a parameter-level PVF campaign and writes its report to ``DIR/report``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from accelsim import storage
+from faults import api
+
+from cli.common import positive
+
+NAME = "pvf"
+HELP = "parameter vulnerability factor campaign: inject faults in stored parameters, count SDC/DUE"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="ONNX file or bundled model name (zoo/bundled models bring "
+                        "eval_inputs.npz in their folder)")
+    parser.add_argument("--out", required=True, help="campaign directory (re-running the command resumes it)")
+    parser.add_argument("--fault", default="sbf",
+                        help="sbf | mbf:ber=1e-6 | burst:len=2,word=64 | stuck0 | stuck1 | random; "
+                             "optional bits=23-30 (default: sbf)")
+    parser.add_argument("--by", default="", help="strata, comma separated: dtype,group,component,layer,param,role,bit")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="faults per stratum (cap with --margin/--half-width; default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="campaign seed (a trial = seed + trial index)")
+    parser.add_argument("--dtype", default="fp32",
+                        help=f"storage format(s), comma separated: {', '.join(storage.FORMATS)}")
+    parser.add_argument("--criterion", default=None,
+                        help="top1 | ctr>T | click[@T] | dev>T | any, combined with | and &; "
+                             "default top1 for classifiers, ctr>0.05|click for single-output models")
+    parser.add_argument("--confidence", type=float, default=0.95, help="interval confidence (default 0.95)")
+    parser.add_argument("--interval", default="wilson", choices=("wilson", "clopper-pearson"))
+    parser.add_argument("--target", action="append", default=None,
+                        help="key=glob[,key=glob] over param/layer/component/group/role; repeat for OR")
+    parser.add_argument("--weighting", default="bits", choices=("bits", "uniform"),
+                        help="parameter choice inside a stratum: by stored bits (default) or uniform")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="Leveugle et al. sample size per stratum for this error margin")
+    parser.add_argument("--half-width", type=float, default=None,
+                        help="adaptive: stop a stratum once its interval half-width is at most this")
+    parser.add_argument("--round", type=int, default=100, dest="round_trials",
+                        help="adaptive round size per stratum (default 100)")
+    parser.add_argument("--inputs", default=None, help=".npz of inputs keyed by graph input name")
+    parser.add_argument("--max-inputs", type=int, default=None, help="use only the first K inputs")
+    parser.add_argument("--inputs-per-fault", type=int, default=1,
+                        help="inputs evaluated under each fault (0 = all; intervals treat the fault as the unit)")
+    parser.add_argument("--output", default=None, help="graph output judged by the criterion (default: first)")
+    parser.add_argument("--chunk", type=int, default=64, help="trials per chunk (part of the campaign definition)")
+    parser.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
+    parser.add_argument("--backend", default="local", choices=api.BACKENDS)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
+
+def config_from_args(args: argparse.Namespace) -> api.CampaignConfig:
+    dtypes = tuple(d.strip() for d in args.dtype.split(",") if d.strip())
+    trials = args.trials
+    if trials is None:
+        trials = 0 if args.margin is not None else (10_000 if args.half_width is not None else 1000)
+    return api.CampaignConfig(
+        fault=args.fault, dtypes=dtypes, target=tuple(args.target or ()),
+        by=tuple(k.strip() for k in args.by.split(",") if k.strip()), trials=trials, seed=args.seed,
+        criterion=args.criterion, confidence=args.confidence, method=args.interval, margin=args.margin,
+        half_width=args.half_width, round_trials=args.round_trials, inputs_per_trial=args.inputs_per_fault,
+        chunk_size=args.chunk, weighting=args.weighting, output=args.output,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    config = config_from_args(args)  # validate before loading anything
+    positive("--max-inputs", args.max_inputs)
+    positive("--workers", args.workers)
+    model = api.load_model(args.model)
+    inputs = api.load_inputs(args.inputs or model, batch=args.max_inputs)
+    results = api.pvf_campaign(model, inputs, config, args.out, workers=args.workers, backend=args.backend,
+                               progress=not args.no_progress)
+    run = results.last_run
+    n = run.trials
+    print(f"{n} faults in {run.cells} strata ({run.new_trials} new, "
+          f"{run.trials_per_second:.0f} trials/s); criterion {run.criterion}")
+    if n:
+        print(f"SDC {run.sdc} (PVF {run.sdc / n:.4f}), DUE {run.due} ({run.due / n:.4f})")
+    if not args.no_report and n:
+        written = api.report(args.out)["pvf"]
+        print(f"report: {written['markdown']}")
+    print(f"store: {Path(args.out) / 'trials.sqlite'}", file=sys.stderr)
+    return 0

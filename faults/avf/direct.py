@@ -1,0 +1,187 @@
+"""Direct AVF of a memory structure: sample (bit, cycle) sites, resolve, run, count.
+
+Trial ``t`` of structure S draws, from :func:`site_rng` (``Generator(PCG64(SeedSequence([seed,
+s, t])))``, s = index of S in ``sites.SITE_STRUCTURES``), a bit uniformly over the structure's
+capacity (HBM: over the parameter region, see below), a cycle uniformly over ``[0, T)`` (T =
+cycles of the scheduled inference) and ``inputs_per_trial`` evaluation samples (default 1). The
+site is resolved through the residency table (:mod:`faults.avf.sites`): empty slots, padding,
+parameter bytes never transferred and dead copies are masked *without running the network*
+(``unrun``); live sites run through :class:`faults.inject.PartialInjector`. AVF_SDC = incorrect
+(sample) outputs / samples, the site being the sampling unit (``stats.clustered_rate``: Wilson
+or Clopper–Pearson; with one sample per site it is the plain binomial interval). DUE likewise
+(NaN/Inf outputs).
+
+``mode="occupied"`` draws (bit, cycle) uniformly over the bit-cycles that residency rows hold
+(HBM keeps ``uniform``) and scales the rate and its interval by the exact occupied share: the
+same estimand, with far fewer wasted (empty-slot) sites when a structure is mostly empty.
+
+HBM: its capacity (GiB) dwarfs the parameters; sites are drawn over the parameter region
+(burst-aligned parameters, program order) and the AVF of the whole HBM is
+``AVF_region · region_bits / capacity_bits`` (every other byte holds no parameter).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from faults.common import outcome as oc
+from faults.common import stats
+from faults.inject import PartialFault
+from faults.avf.context import AvfContext, AvfError
+from faults.avf.sites import SITE_STRUCTURES, Site
+from faults.avf.store import AvfStore
+
+SAMPLING_MODES = ("uniform", "occupied")
+
+
+def site_rng(seed: int, structure: str, trial: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+        [int(seed), SITE_STRUCTURES.index(structure), int(trial)])))
+
+
+def occupied(ctx: AvfContext, structure: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """(rows, cumulative bit-cycle weights, occupied share) of the structure's residency rows.
+
+    A row holds ``8·(addr_hi − addr_lo)`` bits during cycles ``write+1 .. evict−1``; rows of one
+    SRAM / the PE array never share a (bit, cycle), so the union of these envelopes has exactly
+    ``Σ weights`` bit-cycles and the occupied share is ``Σ weights / (bits × T)``.
+    """
+    memo = ctx.__dict__.setdefault("_occupied", {})
+    if structure not in memo:
+        res = ctx.schedule.residency
+        rows = res.select(structure)
+        span = np.maximum(0, np.minimum(res["evict_cycle"][rows], ctx.total_cycles)
+                          - np.maximum(res["write_cycle"][rows] + 1, 0))
+        w = 8 * (res["addr_hi"][rows] - res["addr_lo"][rows]) * span
+        share = float(w.sum()) / (ctx.resolver.capacity_bits(structure) * ctx.total_cycles)
+        memo[structure] = (rows, np.cumsum(w), share)
+    return memo[structure]
+
+
+def draw_site(ctx: AvfContext, structure: str, seed: int, trial: int, inputs_per_trial: int = 1,
+              mode: str = "uniform"):
+    """(site, input rows) of one trial: a bit and a cycle, then the samples.
+
+    ``uniform``: uniform over the structure's bits × [0, T). ``occupied`` (not HBM): uniform over
+    the bit-cycles held by some residency row (``occupied``); AVF = share × rate (see
+    :func:`summarize_direct`), an unbiased, far more efficient estimate when little is occupied.
+    """
+    rng = site_rng(seed, structure, trial)
+    if mode == "occupied" and structure != "hbm":
+        rows, cum, _ = occupied(ctx, structure)
+        if not cum.size or cum[-1] == 0:
+            raise AvfError(f"structure {structure} holds no parameter on {ctx.hw.name}")
+        j = int(rows[min(np.searchsorted(cum, rng.random() * cum[-1], side="right"), cum.size - 1)])
+        res = ctx.schedule.residency
+        byte = int(rng.integers(res["addr_lo"][j], res["addr_hi"][j]))
+        cycle = int(rng.integers(max(res["write_cycle"][j] + 1, 0), min(res["evict_cycle"][j], ctx.total_cycles)))
+        bit = 8 * byte + int(rng.integers(8))
+    else:
+        bit = int(rng.integers(ctx.resolver.capacity_bits(structure)))
+        cycle = int(rng.integers(ctx.total_cycles))
+    m = inputs_per_trial
+    if m <= 0 or m >= ctx.batch:
+        rows = np.arange(ctx.batch)
+    else:
+        rows = np.sort(rng.choice(ctx.batch, size=m, replace=False))
+    return ctx.resolver.site_from_bit(structure, bit, cycle), rows
+
+
+def evaluate_sites(ctx: AvfContext, structure: str, trials: Sequence[int], sites: Sequence[Site],
+                   rows: Sequence[np.ndarray]) -> list[dict]:
+    """Resolve and (if live) run each site; one result row per trial (``avf_store.COLUMNS``)."""
+    resolved = [ctx.resolver.resolve(s) for s in sites]
+    live = [i for i, r in enumerate(resolved) if not r.masked]
+    results = ctx.injector.evaluate([PartialFault(resolved[i].param, resolved[i].element, resolved[i].element_bit,
+                                                  resolved[i].uses, resolved[i].full, rows[i]) for i in live])
+    outputs = dict(zip(live, (r.output for r in results)))
+    golden = np.asarray(ctx.fast.golden_output)
+    out = []
+    for i, (t, site, res) in enumerate(zip(trials, sites, resolved)):
+        r = rows[i]
+        n_sdc = n_due = 0
+        dev = 0.0
+        if i in outputs:
+            rec = oc.compare(golden[r], outputs[i], r, probability=ctx.fast.probability_output)
+            outs = ctx.criterion.outcomes(rec)
+            n_sdc, n_due = int(np.sum(outs == oc.SDC)), int(np.sum(outs == oc.DUE))
+            dev = float(np.max(rec["dev"])) if rec.size else 0.0
+        out.append(dict(
+            structure=structure, trial=int(t), address=site.address, bit=site.bit, cycle=site.cycle,
+            status=res.status, param=res.param, layer=ctx.layer_of.get(res.param) if res.param else None,
+            element=res.element, element_bit=res.element_bit, full=int(res.full),
+            n_reads=int(sum(u.count for u in res.uses)), unrun=int(res.masked), n_inputs=int(r.size),
+            n_sdc=n_sdc, n_due=n_due, outcome=oc.DUE if n_due else (oc.SDC if n_sdc else oc.MASKED),
+            max_abs_dev=dev, approx=int(res.approximate)))
+    return out
+
+
+def run_direct(ctx: AvfContext, structure: str, trials: int, seed: int, store: AvfStore | None = None,
+               inputs_per_trial: int = 1, chunk_size: int = 128,
+               on_chunk: Callable[[int], None] | None = None, mode: str = "uniform") -> list[dict]:
+    """Run (or resume) direct trials ``0..trials-1`` of ``structure``; all their rows, by trial.
+
+    Trials are evaluated in the fixed chunks ``[c·chunk_size, (c+1)·chunk_size)`` (live sites of
+    a chunk are stacked), so results do not depend on interruptions; a chunk whose trials are
+    all stored is skipped.
+    """
+    if structure not in SITE_STRUCTURES:
+        raise AvfError(f"unknown structure {structure!r}; choose {', '.join(SITE_STRUCTURES)}")
+    if ctx.resolver.capacity_bits(structure) == 0:
+        raise AvfError(f"structure {structure} has no capacity on {ctx.hw.name}")
+    done = store.done(structure) if store else set()
+    rows: list[dict] = []
+    for lo in range(0, trials, chunk_size):
+        chunk = list(range(lo, min(lo + chunk_size, trials)))
+        if all(t in done for t in chunk):
+            continue
+        drawn = [draw_site(ctx, structure, seed, t, inputs_per_trial, mode) for t in chunk]
+        part = evaluate_sites(ctx, structure, chunk, [d[0] for d in drawn], [d[1] for d in drawn])
+        if store:
+            store.append(part)
+        rows += part
+        if on_chunk:
+            on_chunk(len(part))
+    if store:
+        return [r for r in store.rows(structure) if r["trial"] < trials]
+    return rows
+
+
+@dataclass(frozen=True)
+class DirectAvf:
+    """Direct AVF of one structure (rates per input sample; intervals at ``confidence``)."""
+
+    structure: str
+    trials: int
+    live: int
+    unrun: int
+    sdc: int
+    due: int
+    avf_sdc: float
+    sdc_lo: float
+    sdc_hi: float
+    avf_due: float
+    due_lo: float
+    due_hi: float
+    live_fraction: float
+    ace_fraction: float
+    capacity_bits: int
+    total_cycles: int
+
+
+def summarize_direct(ctx: AvfContext, structure: str, rows: Sequence[dict], confidence: float = 0.95,
+                     method: str = "wilson", mode: str = "uniform") -> DirectAvf:
+    """Rates per input sample. ``occupied`` mode: rate among occupied sites × occupied share
+    (exact), interval bounds scaled by the same share; live share likewise."""
+    n = len(rows)
+    sdc = stats.clustered_rate([r["n_sdc"] for r in rows], [r["n_inputs"] for r in rows], confidence, method)
+    due = stats.clustered_rate([r["n_due"] for r in rows], [r["n_inputs"] for r in rows], confidence, method)
+    live = sum(r["status"] == "live" for r in rows)
+    f = occupied(ctx, structure)[2] if mode == "occupied" and structure != "hbm" else 1.0
+    nan = float("nan")
+    return DirectAvf(structure, n, live, sum(r["unrun"] for r in rows), sdc.k, due.k,
+                     f * sdc.pvf if n else nan, f * sdc.lo, f * sdc.hi, f * due.pvf if n else nan,
+                     f * due.lo, f * due.hi, f * live / n if n else nan, ctx.ace_fraction(structure),
+                     ctx.resolver.capacity_bits(structure), ctx.total_cycles)

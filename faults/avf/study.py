@@ -1,0 +1,275 @@
+"""One AVF study of a model on one hardware config: direct + joined AVF per structure, FIT.
+
+A study is defined by a :class:`StudyConfig` (structures, trials, seed, sampling, how the joined
+estimate gets its PVF, ...) applied to an :class:`~faults.avf.context.AvfContext` (program,
+inputs, hardware, dtype, criterion). :func:`run_study` writes into ``out_dir`` (every file
+atomically; trials go to ``avf.sqlite`` as they finish, so an interrupted study resumes and
+never loses finished trials):
+
+* ``avf.sqlite``        direct site trials (:mod:`faults.avf.store`), with the study identity
+  (configuration, hardware, model and input fingerprints): resuming into another study is a
+  one-line refusal;
+* ``avf_summary.json``  the :class:`StudyResult` (per structure direct / joined AVF with
+  intervals, FIT rows, the gap explanation);
+* ``avf_table.csv``     one row per structure (direct and joined side by side);
+* ``fit_table.csv``     SDC / DUE FIT per structure and in total (:mod:`faults.avf.fit`);
+* ``joined_terms.csv``  per (structure, parameter): ACE bit-cycles, PVF, AVF contribution;
+* ``occupancy.npz``     live / dead bits over time per structure (for the report's timelines).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+
+from faults.common import stats
+from faults.common.files import csv_text, json_text, write_npz_atomic, write_text_atomic
+from faults.avf.context import AvfContext, AvfError
+from faults.avf.direct import SAMPLING_MODES, DirectAvf, run_direct, summarize_direct
+from faults.avf.fit import DEFAULT_FIT_PER_MBIT, FitRow, fit_table, raw_rates
+from faults.avf.joined import JoinedAvf, PvfEntry, gap_explanation, joined_avf, pvf_table, run_pvf
+from faults.avf.sites import SITE_STRUCTURES
+from faults.avf.store import AvfStore
+
+PVF_STRATA = ("param", "layer", "component", "group")
+SUMMARY_FILE = "avf_summary.json"
+
+
+@dataclass(frozen=True)
+class JoinConfig:
+    """Where the joined estimate takes its PVF from.
+
+    Attributes:
+        enabled: compute the joined estimate at all.
+        pvf_dir: reuse the PVF campaign in this folder (same program, inputs, dtype); else one
+            is run in ``OUT/pvf`` with ``pvf_trials`` single bit flips per stratum ``pvf_by``.
+        pvf_by: PVF strata (a parameter takes its stratum's PVF).
+    """
+
+    enabled: bool = True
+    pvf_trials: int = 200
+    pvf_by: str = "param"
+    pvf_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pvf_by not in PVF_STRATA:
+            raise AvfError(f"pvf_by {self.pvf_by!r}: choose {', '.join(PVF_STRATA)}")
+        if self.pvf_trials < 1:
+            raise AvfError(f"pvf_trials must be >= 1, got {self.pvf_trials}")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """An AVF study's definition (validated on construction).
+
+    Attributes:
+        structures: any of ``sites.SITE_STRUCTURES``.
+        trials: direct site trials per structure (may grow between runs).
+        seed: trial ``t`` of structure s draws from ``SeedSequence([seed, s, t])``.
+        inputs_per_trial: evaluation samples per site (0 = the whole batch).
+        sampling: "uniform" over bits × cycles, or "occupied" bit-cycles (scaled exactly).
+        confidence, method: intervals (Wilson or Clopper–Pearson).
+        fit_per_mbit: raw FIT/Mbit overrides, (structure, rate) pairs.
+        join: the joined estimate's PVF source.
+        chunk_size: trials per chunk (fixed partition; part of the study's identity).
+    """
+
+    structures: tuple[str, ...] = ("weight_sram", "hbm", "pe")
+    trials: int = 1000
+    seed: int = 0
+    inputs_per_trial: int = 1
+    sampling: str = "uniform"
+    confidence: float = 0.95
+    method: str = "wilson"
+    fit_per_mbit: tuple[tuple[str, float], ...] = ()
+    join: JoinConfig = field(default_factory=JoinConfig)
+    chunk_size: int = 128
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "structures", tuple(self.structures))
+        object.__setattr__(self, "fit_per_mbit", tuple((str(s), float(r)) for s, r in self.fit_per_mbit))
+        bad = [s for s in self.structures if s not in SITE_STRUCTURES]
+        if bad or not self.structures:
+            raise AvfError(f"structures {list(self.structures)}: choose from {', '.join(SITE_STRUCTURES)}")
+        if len(set(self.structures)) != len(self.structures):
+            raise AvfError(f"structures {list(self.structures)}: each structure once")
+        if self.trials < 1:
+            raise AvfError(f"trials must be >= 1, got {self.trials}")
+        if self.seed < 0:
+            raise AvfError(f"seed must be >= 0, got {self.seed}")
+        if self.inputs_per_trial < 0:
+            raise AvfError(f"inputs_per_trial must be >= 0 (0 = the whole batch), got {self.inputs_per_trial}")
+        if self.sampling not in SAMPLING_MODES:
+            raise AvfError(f"sampling {self.sampling!r}: choose {', '.join(SAMPLING_MODES)}")
+        stats.method_name(self.method)
+        if not 0.0 < self.confidence < 1.0:
+            raise AvfError(f"confidence must be in (0, 1), got {self.confidence}")
+        for s, rate in self.fit_per_mbit:
+            if s not in DEFAULT_FIT_PER_MBIT or not rate >= 0:
+                raise AvfError(f"fit_per_mbit {s}={rate}: structure in {', '.join(DEFAULT_FIT_PER_MBIT)}, rate >= 0")
+        if self.chunk_size < 1:
+            raise AvfError(f"chunk_size must be >= 1, got {self.chunk_size}")
+
+    def identity(self, ctx: AvfContext) -> dict[str, Any]:
+        """What stored site trials depend on: any change makes them another study's trials."""
+        return {"hardware": ctx.hw.to_dict(), "dtype": ctx.dtype, "criterion": ctx.criterion.text,
+                "output": ctx.output, "seed": self.seed, "inputs_per_trial": self.inputs_per_trial,
+                "sampling": self.sampling, "chunk_size": self.chunk_size, "batch": ctx.batch,
+                "program": ctx.program_fingerprint, "inputs": ctx.inputs_fingerprint}
+
+
+@dataclass(frozen=True)
+class StructureResult:
+    """Direct (and joined) AVF of one structure; ``bits`` = sampled bits (HBM: parameter region)."""
+
+    structure: str
+    bits: int
+    capacity_bits_full: int
+    direct: DirectAvf
+    joined: JoinedAvf | None = None
+    explanation: str = ""
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What ``avf_summary.json`` holds (also returned by :func:`run_study`)."""
+
+    config: dict[str, Any]
+    total_cycles: int
+    structures: dict[str, StructureResult]
+    fit: tuple[FitRow, ...]
+    confidence: float
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.config, "total_cycles": self.total_cycles, "confidence": self.confidence,
+                "method": self.method, "fit": [dataclasses.asdict(f) for f in self.fit],
+                "structures": {s: {"bits": r.bits, "capacity_bits_full": r.capacity_bits_full,
+                                   "direct": dataclasses.asdict(r.direct),
+                                   **({"joined": {k: v for k, v in dataclasses.asdict(r.joined).items()
+                                                  if k != "per_param"}, "explanation": r.explanation}
+                                      if r.joined is not None else {})}
+                               for s, r in self.structures.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "StudyResult":
+        structures = {}
+        for s, e in data["structures"].items():
+            joined = JoinedAvf(**e["joined"]) if "joined" in e else None
+            structures[s] = StructureResult(s, int(e["bits"]), int(e["capacity_bits_full"]),
+                                            DirectAvf(**e["direct"]), joined, e.get("explanation", ""))
+        return cls(dict(data["config"]), int(data["total_cycles"]), structures,
+                   tuple(FitRow(**f) for f in data["fit"]), float(data["confidence"]), str(data["method"]))
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> "StudyResult":
+        path = Path(out_dir) / SUMMARY_FILE
+        if not path.is_file():
+            raise AvfError(f"{out_dir}: no AVF study ({SUMMARY_FILE}) there")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AvfError(f"{path}: not a readable AVF summary ({type(exc).__name__}: {exc})") from None
+
+    def table(self):
+        """pandas DataFrame: one row per structure, direct and joined AVF with intervals."""
+        import pandas as pd
+
+        return pd.DataFrame(structure_rows(self))
+
+    def fit_table(self):
+        """pandas DataFrame: SDC / DUE FIT per structure and in total."""
+        import pandas as pd
+
+        return pd.DataFrame([dataclasses.asdict(f) for f in self.fit])
+
+
+def structure_rows(result: StudyResult) -> list[dict[str, Any]]:
+    """Rows of ``avf_table.csv``."""
+    nan = float("nan")
+    rows = []
+    for s, r in result.structures.items():
+        d, j = r.direct, r.joined
+        rows.append({"structure": s, "bits": r.bits, "trials": d.trials, "unrun": d.unrun,
+                     "live_fraction": d.live_fraction, "ace_fraction": d.ace_fraction,
+                     "direct_avf": d.avf_sdc, "direct_lo": d.sdc_lo, "direct_hi": d.sdc_hi,
+                     "joined_avf": j.avf_sdc if j else nan, "joined_lo": j.sdc_lo if j else nan,
+                     "joined_hi": j.sdc_hi if j else nan, "direct_due": d.avf_due,
+                     "joined_due": j.avf_due if j else nan})
+    return rows
+
+
+def study_pvf(ctx: AvfContext, config: StudyConfig, out_dir: str | Path, workers: int = 1,
+              progress: bool = False) -> dict[str, PvfEntry] | None:
+    """PVF per parameter for the joined estimate: from ``join.pvf_dir`` if given, else run (or
+    resume) the campaign in ``out_dir/pvf``; None when the join is disabled."""
+    join = config.join
+    if not join.enabled:
+        return None
+    if join.pvf_dir:
+        if not (Path(join.pvf_dir) / "trials.sqlite").is_file():
+            raise AvfError(f"--pvf {join.pvf_dir}: no PVF campaign (trials.sqlite) there")
+        return pvf_table(ctx, str(join.pvf_dir), join.pvf_by)
+    return run_pvf(ctx, str(Path(out_dir) / "pvf"), join.pvf_trials, config.seed, join.pvf_by, workers, progress)
+
+
+def run_study(ctx: AvfContext, config: StudyConfig, out_dir: str | Path, *,
+              pvf: Mapping[str, PvfEntry] | None = None, extra_identity: Mapping[str, Any] | None = None,
+              settings: Mapping[str, Any] | None = None, progress: bool = False) -> StudyResult:
+    """Run (or resume) the study; write and return its :class:`StudyResult`.
+
+    Args:
+        pvf: PVF per parameter for the joined estimate (:func:`study_pvf`); None = direct only.
+        extra_identity: more identity keys (e.g. the swept config key and value).
+        settings: display-only values recorded beside the identity (e.g. the model's name).
+    """
+    out = Path(out_dir)
+    identity = {**config.identity(ctx), **(extra_identity or {})}
+    all_settings = {"trials": config.trials, "structures": list(config.structures), **(settings or {})}
+    rates = raw_rates(ctx.hw, dict(config.fit_per_mbit))
+    per: dict[str, StructureResult] = {}
+    terms = []
+    with AvfStore(out, identity, settings=all_settings) as store:
+        for s in config.structures:
+            bar = _bar(progress, config.trials, s)
+            rows = run_direct(ctx, s, config.trials, config.seed, store, config.inputs_per_trial,
+                              config.chunk_size, on_chunk=(lambda n, b=bar: b.update(n)) if bar else None,
+                              mode=config.sampling)
+            if bar:
+                bar.close()
+            d = summarize_direct(ctx, s, rows, config.confidence, config.method, config.sampling)
+            joined, explanation = None, ""
+            if pvf is not None:
+                joined = joined_avf(ctx, s, pvf)
+                explanation = gap_explanation(d, joined, rows)
+                terms += [{"structure": s, "param": p, "layer": ctx.layer_of[p], "ace_bit_cycles": a,
+                           "pvf": v, "avf_contribution": c} for p, a, v, c in joined.per_param]
+            per[s] = StructureResult(s, ctx.resolver.capacity_bits(s),
+                                     int(ctx.schedule.residency.capacity_bits[s]), d, joined, explanation)
+    avf_for_fit = {s: {"avf_sdc": r.direct.avf_sdc, "sdc_lo": r.direct.sdc_lo, "sdc_hi": r.direct.sdc_hi,
+                       "avf_due": r.direct.avf_due, "due_lo": r.direct.due_lo, "due_hi": r.direct.due_hi}
+                   for s, r in per.items()}
+    fits = fit_table(avf_for_fit, {s: r.bits for s, r in per.items()}, rates)
+    result = StudyResult({**identity, **all_settings}, ctx.total_cycles, per, tuple(fits),
+                         config.confidence, config.method)
+    write_text_atomic(out / "avf_table.csv", csv_text(structure_rows(result)))
+    write_text_atomic(out / "fit_table.csv", csv_text([dataclasses.asdict(f) for f in fits]))
+    write_text_atomic(out / "joined_terms.csv", csv_text(terms))
+    occ = {}
+    for s in per:
+        cyc, live, dead = ctx.schedule.residency.occupancy(s, 400)
+        occ[f"{s}.cycles"], occ[f"{s}.live"], occ[f"{s}.dead"] = cyc, live, dead
+    write_npz_atomic(out / "occupancy.npz", occ)
+    write_text_atomic(out / SUMMARY_FILE, json_text(result.to_dict()))
+    return result
+
+
+def _bar(progress: bool, total: int, label: str):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"avf {label}", unit="site", leave=False)

@@ -1,0 +1,4 @@
+"""Reports (a leaf: nothing imports it but the API and the CLI): markdown, CSV and PNG of PVF
+campaigns (:mod:`~faults.report.pvf_report`) and of AVF studies and sweeps
+(:mod:`~faults.report.avf_report`).
+"""

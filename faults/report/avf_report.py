@@ -1,0 +1,119 @@
+"""Report of an AVF study folder (written by :func:`faults.avf.study.run_study`).
+
+``write_avf_report(dir)`` writes into ``dir/report`` (or ``report_dir``):
+
+* ``avf.md``                 AVF by structure (direct vs joined, intervals, live/ACE share, sites
+  masked without running), the gap explanation per structure, and the FIT table;
+* the PNGs of :mod:`faults.report.avf_plots` (AVF by structure, PVF vs AVF per layer,
+  residency timelines, FIT per structure).
+
+``write_sweep_report(dir)`` writes ``dir/sweep.png`` and each value's study report.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from faults.avf.store import AvfStore
+from faults.avf.study import StudyResult
+from faults.avf.sweep import SWEEP_FILE
+from faults.common.files import write_text_atomic
+from faults.report.avf_plots import avf_plots, plot_sweep
+
+
+def _g(x: float) -> str:
+    return "nan" if x is None or x != x else f"{x:.3g}"
+
+
+def markdown(result: StudyResult, layer_rows: list[dict]) -> str:
+    """The study's markdown report (AVF by structure, gaps, FIT, live sites by layer)."""
+    conf = result.confidence
+    cfg = result.config
+    lines = [f"# AVF of {cfg.get('model_name') or '?'} on {cfg['hardware'].get('name', '?')} "
+             f"({cfg['dtype']}, criterion {cfg['criterion']}, {result.total_cycles} cycles)", "",
+             f"Intervals: {int(conf * 100)}% {result.method}. Direct = (bit, cycle) sites drawn "
+             + ("uniformly over the occupied bit-cycles (SRAM, PE; rates scaled by the exact occupied share; "
+                "HBM uniform over the parameter region)" if cfg.get("sampling") == "occupied" else
+                "uniformly over bits × cycles (HBM: the parameter region)")
+             + ", resolved through the residency table and run through the network; joined = Σ ACE·PVF / "
+             "(bits·T) with PVF interval bounds. Rates are per input sample.", "",
+             "| structure | bits | sites | masked w/o run | live share | ACE share | direct AVF [lo, hi] "
+             "| joined AVF [lo, hi] | direct DUE |", "|---|---|---|---|---|---|---|---|---|"]
+    for s, r in result.structures.items():
+        d, j = r.direct, r.joined
+        joined = f"{_g(j.avf_sdc)} [{_g(j.sdc_lo)}, {_g(j.sdc_hi)}]" if j else "—"
+        lines.append(f"| {s} | {r.bits} | {d.trials} | {d.unrun} | {_g(d.live_fraction)} | "
+                     f"{_g(d.ace_fraction)} | {_g(d.avf_sdc)} [{_g(d.sdc_lo)}, {_g(d.sdc_hi)}] | "
+                     f"{joined} | {_g(d.avf_due)} |")
+    lines += ["", "## Where direct and joined differ", ""]
+    lines += [f"- {r.explanation}" for r in result.structures.values() if r.explanation]
+    lines += ["", "## FIT (raw FIT/Mbit are assumptions unless overridden; see faults/avf/fit.py)", "",
+              "| structure | Mbit | FIT/Mbit | raw FIT | SDC FIT [lo, hi] | DUE FIT [lo, hi] | rate source |",
+              "|---|---|---|---|---|---|---|"]
+    for f in result.fit:
+        lines.append(f"| {f.structure} | {f.bits / 2**20:.4g} | {_g(f.fit_per_mbit)} | {_g(f.raw_fit)} | "
+                     f"{_g(f.sdc_fit)} [{_g(f.sdc_fit_lo)}, {_g(f.sdc_fit_hi)}] | {_g(f.due_fit)} "
+                     f"[{_g(f.due_fit_lo)}, {_g(f.due_fit_hi)}] | {f.source} |")
+    if layer_rows:
+        lines += ["", "## Live sites by layer (direct)", "", "| structure | layer | live sites | partial | SDC rate | PVF |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['structure']} | {r['layer']} | {r['live']} | {r['partial']} | {_g(r['rate'])} | {_g(r['pvf'])} |"
+                  for r in layer_rows]
+    return "\n".join(lines) + "\n"
+
+
+def layer_table(out_dir: Path) -> list[dict]:
+    """Per (structure, layer): live direct sites, partial ones, their SDC rate, and the layer PVF."""
+    pvf: dict[tuple[str, str], list[float]] = {}
+    terms = out_dir / "joined_terms.csv"
+    if terms.is_file():
+        for r in csv.DictReader(io.StringIO(terms.read_text())):
+            w = float(r["ace_bit_cycles"])
+            acc = pvf.setdefault((r["structure"], r["layer"]), [0.0, 0.0])
+            acc[0] += w * float(r["pvf"])
+            acc[1] += w
+    with AvfStore(out_dir, readonly=True) as store:
+        rows = [r for r in store.rows() if r["status"] == "live"]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["structure"], r["layer"]), []).append(r)
+    out = []
+    for (s, layer), rs in sorted(groups.items()):
+        n = sum(r["n_inputs"] for r in rs)
+        p = pvf.get((s, layer))
+        out.append({"structure": s, "layer": layer, "live": len(rs), "partial": sum(not r["full"] for r in rs),
+                    "rate": sum(r["n_sdc"] for r in rs) / n if n else float("nan"),
+                    "pvf": p[0] / p[1] if p and p[1] else float("nan")})
+    return out
+
+
+def write_avf_report(out_dir: str | Path, report_dir: str | Path | None = None, plots: bool = True) -> dict:
+    """Write the markdown and PNGs; returns {"markdown": path, "plots": [paths]}."""
+    out = Path(out_dir)
+    result = StudyResult.load(out)
+    rep = Path(report_dir) if report_dir else out / "report"
+    layers = layer_table(out)
+    md = rep / "avf.md"
+    write_text_atomic(md, markdown(result, layers))
+    written = []
+    if plots:
+        written = avf_plots(out, rep, result, layers)
+    return {"markdown": str(md), "plots": [str(p) for p in written]}
+
+
+def write_sweep_report(out_dir: str | Path, plots: bool = True) -> dict:
+    """``sweep.png`` from ``sweep.csv`` and every value's study report; returns what was written."""
+    out = Path(out_dir)
+    path = out / SWEEP_FILE
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    for r in rows:
+        for k in ("direct_avf", "direct_lo", "direct_hi", "joined_avf", "joined_lo", "joined_hi", "sdc_fit", "due_fit"):
+            r[k] = float(r[k])
+    written = {"studies": [], "plots": []}
+    for folder in dict.fromkeys(f"{r['key']}={r['value']}" for r in rows):
+        written["studies"].append(write_avf_report(out / folder, plots=plots)["markdown"])
+    if plots and rows:
+        plot_sweep(rows, out / "sweep.png")
+        written["plots"].append(str(out / "sweep.png"))
+    return written
