@@ -6,7 +6,10 @@ read from a preset shipped with accelsim (``accelsim/presets/NAME.toml``, see
 CLI's ``--set``). Every key is required (no hidden defaults); an unknown key, a missing key, a
 value of the wrong type or an impossible value (zero or negative size, unknown dataflow, word
 size that is not a power of two, ...) raises :class:`ConfigError` with one line naming the
-file and the key path, e.g. ``config edge_npu.toml: unknown key 'array.rowz'``.
+file and the key path, e.g. ``config edge_npu.toml: unknown key 'array.rowz'``. Numbers are
+finite and bounded (ints below 2^31, sizes and latencies below ~1e9 of their unit, clock in
+1 MHz..1 THz, bandwidth at least 1 MB/s), so every derived count fits an int64; a config
+file must be a regular UTF-8 file of at most 1 MiB.
 
 TOML layout (every table and key below is required)::
 
@@ -19,7 +22,9 @@ TOML layout (every table and key below is required)::
     [embedding_sram]   (same keys)                                     # gathered embedding rows
     [hbm]              size_gib, bandwidth_gbps (1e9 B/s), latency_ns, burst_bytes
     [vector_unit]      lanes (elements per cycle), latency_cycles (pipeline depth per op)
-    [precision]        weight_bytes, activation_bytes, accumulator_bytes (1, 2 or 4)
+    [precision]        weight_bytes, activation_bytes, accumulator_bytes (1, 2 or 4),
+                       scale_bytes (4: int8 weights keep one fp32 scale per output channel
+                       beside them in HBM and SRAM; 0: scales not modelled)
 
 ``precision.weight_bytes`` is the stored size of one parameter element; it must match the
 storage dtype the executor uses (fp32 = 4, fp16/bf16 = 2, int8 = 1) when residency is joined
@@ -110,11 +115,20 @@ class VectorConfig:
 
 @dataclass(frozen=True)
 class PrecisionConfig:
-    """Bytes per stored element: weights (parameters), activations, accumulators."""
+    """Bytes per stored element: weights (parameters), activations, accumulators, and the
+    fp32 scale stored per output channel beside int8 weights (``scale_bytes``: 4, or 0 to keep
+    the scales off the modelled memories, e.g. to compare with a simulator that has none; used
+    only when ``weight_bytes`` is 1)."""
 
     weight_bytes: int
     activation_bytes: int
     accumulator_bytes: int
+    scale_bytes: int
+
+    @property
+    def stores_scales(self) -> bool:
+        """int8 weights whose scales sit in HBM / SRAM beside them."""
+        return self.weight_bytes == 1 and self.scale_bytes > 0
 
 
 @dataclass(frozen=True)
@@ -158,12 +172,17 @@ class HardwareConfig:
 
 SRAM_NAMES = ("weight_sram", "input_sram", "output_sram", "embedding_sram")
 
-# key -> (type, check, description of the valid range); the tree mirrors the TOML tables.
-_POS_INT = (int, lambda v: v > 0, "> 0")
-_POS_FLOAT = (float, lambda v: v > 0, "> 0")
-_NONNEG_FLOAT = (float, lambda v: v >= 0, ">= 0")
-_POW2 = (int, lambda v: v > 0 and v & (v - 1) == 0, "a power of two")
+# key -> (type, check, description of the valid range[, (lowest, highest) magnitude]); the tree
+# mirrors the TOML tables. The magnitude bounds keep every derived count (cycles, bytes, bits)
+# finite and inside int64: no accelerator is near them, and inf/NaN are refused.
+_INT_MAX = 2**31 - 1
+_POS_INT = (int, lambda v: v > 0, "> 0", (1, _INT_MAX))
+_POS_FLOAT = (float, lambda v: v > 0, "> 0", (0.0, 2.0**30))
+_NONNEG_FLOAT = (float, lambda v: v >= 0, ">= 0", (0.0, 1e9))
+_POW2 = (int, lambda v: v > 0 and v & (v - 1) == 0, "a power of two", (1, 2**20))
 _ELEM = (int, lambda v: v in (1, 2, 4), "1, 2 or 4")
+_CLOCK = (float, lambda v: v > 0, "> 0", (1e-3, 1e3))  # 1 MHz .. 1 THz
+_BANDWIDTH = (float, lambda v: v > 0, "> 0", (1e-3, 1e9))  # 1 MB/s .. 1 EB/s
 _SRAM = {
     "size_kib": _POS_FLOAT,
     "word_bytes": _POW2,
@@ -172,7 +191,7 @@ _SRAM = {
 }
 _SCHEMA: dict[str, Any] = {
     "name": (str, lambda v: v.strip() != "", "non-empty"),
-    "clock_ghz": _POS_FLOAT,
+    "clock_ghz": _CLOCK,
     "array": {
         "rows": _POS_INT,
         "cols": _POS_INT,
@@ -181,12 +200,13 @@ _SCHEMA: dict[str, Any] = {
     **{name: _SRAM for name in SRAM_NAMES},
     "hbm": {
         "size_gib": _POS_FLOAT,
-        "bandwidth_gbps": _POS_FLOAT,
+        "bandwidth_gbps": _BANDWIDTH,
         "latency_ns": _NONNEG_FLOAT,
         "burst_bytes": _POW2,
     },
-    "vector_unit": {"lanes": _POS_INT, "latency_cycles": (int, lambda v: v >= 0, ">= 0")},
-    "precision": {"weight_bytes": _ELEM, "activation_bytes": _ELEM, "accumulator_bytes": _ELEM},
+    "vector_unit": {"lanes": _POS_INT, "latency_cycles": (int, lambda v: v >= 0, ">= 0", (0, _INT_MAX))},
+    "precision": {"weight_bytes": _ELEM, "activation_bytes": _ELEM, "accumulator_bytes": _ELEM,
+                  "scale_bytes": (int, lambda v: v in (0, 4), "0 or 4")},
 }
 _CLASSES = {
     "array": ArrayConfig,
@@ -195,6 +215,9 @@ _CLASSES = {
     "vector_unit": VectorConfig,
     "precision": PrecisionConfig,
 }
+
+
+_MAX_CONFIG_BYTES = 1 << 20
 
 
 def list_presets() -> list[str]:
@@ -213,11 +236,19 @@ def load_config(preset_or_path: str, overrides: Iterable[str] = ()) -> HardwareC
     """
     if preset_or_path.endswith(".toml") or os.path.isfile(preset_or_path):
         label = os.path.basename(preset_or_path)
+        if os.path.exists(preset_or_path) and not os.path.isfile(preset_or_path):
+            raise ConfigError(f"config {preset_or_path}: not a regular file")  # a folder, FIFO, device
         try:
             with open(preset_or_path, "rb") as handle:
-                text = handle.read().decode("utf-8")
+                raw = handle.read(_MAX_CONFIG_BYTES + 1)
         except OSError as exc:
             raise ConfigError(f"config {preset_or_path}: cannot read: {exc.strerror}") from None
+        if len(raw) > _MAX_CONFIG_BYTES:
+            raise ConfigError(f"config {preset_or_path}: larger than {_MAX_CONFIG_BYTES} bytes; not a config")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"config {preset_or_path}: not a TOML file (not UTF-8 text)") from None
     else:
         if preset_or_path not in list_presets():
             raise ConfigError(
@@ -282,7 +313,7 @@ def _check_table(data: Any, schema: dict[str, Any], prefix: str, label: str) -> 
         if isinstance(rule, dict):
             out[key] = _check_table(data[key], rule, f"{path}.", label)
             continue
-        kind, check, valid = rule
+        kind, check, valid = rule[:3]
         value = data[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -292,6 +323,12 @@ def _check_table(data: Any, schema: dict[str, Any], prefix: str, label: str) -> 
             )
         if not check(value):
             raise ConfigError(f"config {label}: '{path}' must be {valid}, got {value!r}")
+        if len(rule) > 3:
+            low, high = rule[3]
+            if not value <= high:  # also inf and NaN
+                raise ConfigError(f"config {label}: '{path}' must be at most {high:g}, got {value!r}")
+            if value < low:
+                raise ConfigError(f"config {label}: '{path}' must be at least {low:g}, got {value!r}")
         out[key] = value
     for name in SRAM_NAMES:
         sram = out.get(name) if prefix == "" else None

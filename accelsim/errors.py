@@ -13,3 +13,8 @@ from __future__ import annotations
 
 class UserError(Exception):
     """Bad user input; the message is one line saying what and where."""
+
+
+class InputWarning(UserWarning):
+    """Input that is accepted but probably not what was meant (NaN/Inf values, ...). The
+    command line prints it once as one line ``accelsim <command>: warning: <message>``."""

@@ -7,6 +7,10 @@ for compute, so an fp16/bf16/int8 run sees exactly the values the accelerator wo
 With ``keep_intermediates=True`` the result carries the golden cache: every tensor of the
 run by name. ``resume`` re-executes a program from instruction ``start`` with some tensors
 replaced, reading everything else from a cache — the basis of fast fault injection.
+
+Inputs are validated first and every instruction's operand values before its kernel
+(:mod:`accelsim.checks`): what the inputs get wrong is a one-line user error naming the input
+or instruction; a kernel that fails after that is a bug (:class:`ExecutionError`).
 """
 from __future__ import annotations
 
@@ -16,8 +20,11 @@ from typing import Mapping
 import numpy as np
 
 from accelsim import storage
+from accelsim.checks import InputDataError, check_args, check_inputs
 from accelsim.ir import Program, ProgramError
-from accelsim.kernels import KERNELS
+from accelsim.kernels import KERNELS, parallel
+
+__all__ = ["ExecutionError", "InputDataError", "RunResult", "check_inputs", "decoded_parameters", "run", "resume"]
 
 
 class ExecutionError(RuntimeError):
@@ -42,33 +49,6 @@ def decoded_parameters(program: Program, fmt: str = "fp32") -> dict[str, np.ndar
     return {name: tensor.decode() for name, tensor in stored.items()}
 
 
-def check_inputs(program: Program, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Validate graph inputs by name, rank and fixed dims; return them as arrays."""
-    missing = [spec.name for spec in program.inputs if spec.name not in inputs]
-    if missing:
-        raise ProgramError(f"missing graph input(s): {', '.join(missing)}")
-    extra = sorted(set(inputs) - set(program.input_names))
-    if extra:
-        raise ProgramError(
-            f"unknown input(s) {', '.join(extra)}; the graph takes {', '.join(program.input_names)}"
-        )
-    arrays: dict[str, np.ndarray] = {}
-    for spec in program.inputs:
-        array = np.asarray(inputs[spec.name])
-        if array.ndim != len(spec.shape) or any(
-            isinstance(dim, int) and dim != size for dim, size in zip(spec.shape, array.shape)
-        ):
-            raise ProgramError(
-                f"input {spec.name!r} has shape {list(array.shape)}, graph expects {list(spec.shape)}"
-            )
-        if np.dtype(spec.dtype).kind == "f":
-            array = array.astype(np.float32, copy=False)
-        else:
-            array = array.astype(spec.dtype, copy=False)
-        arrays[spec.name] = array
-    return arrays
-
-
 def run(
     program: Program,
     inputs: Mapping[str, np.ndarray],
@@ -76,6 +56,7 @@ def run(
     dtype: str = "fp32",
     parameter_values: Mapping[str, np.ndarray] | None = None,
     keep_intermediates: bool = False,
+    threads: int | None = None,
 ) -> RunResult:
     """Run ``program`` on ``inputs`` (graph input name -> array, leading axis = batch).
 
@@ -85,6 +66,9 @@ def run(
         parameter_values: fp32 values that replace the stored-and-decoded ones (e.g. a
             corrupted parameter); the program itself is never modified.
         keep_intermediates: keep every tensor (the golden cache) in ``RunResult.cache``.
+        threads: kernel threads (default: the cores this process may use, or 1 inside a
+            campaign worker); BLAS runs one thread per call, kernels split independent samples
+            (``accelsim.kernels.parallel``), so the result is the same for any thread count.
     """
     env: dict[str, np.ndarray] = dict(program.constants)
     env.update(decoded_parameters(program, dtype))
@@ -94,7 +78,8 @@ def run(
                 raise ProgramError(f"unknown parameter {name!r}")
             env[name] = value
     env.update(check_inputs(program, inputs))
-    return _execute(program, env, 0, keep_intermediates)
+    with parallel.compute_threads(threads):
+        return _execute(program, env, 0, keep_intermediates)
 
 
 def resume(
@@ -147,6 +132,7 @@ def _execute_instructions(
         if fn is None:
             raise ExecutionError(f"instruction {inst.name!r}: no kernel for IR op {inst.op!r}")
         args = [env[name] if name else None for name in inst.inputs]
+        check_args(inst, args)  # values a kernel cannot use are the input's fault: one line
         try:
             results = fn(inst, args)
         except (ExecutionError, ProgramError):

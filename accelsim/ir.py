@@ -192,10 +192,6 @@ class Program:
     def output_names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.outputs)
 
-    def parameter_bytes(self, bytes_per_element: float = 4.0) -> int:
-        """Total parameter storage in bytes at ``bytes_per_element``."""
-        return int(sum(p.size for p in self.parameters.values()) * bytes_per_element)
-
     def op_histogram(self) -> dict[str, int]:
         """IR op name -> number of instructions."""
         counts: dict[str, int] = {}

@@ -10,9 +10,10 @@ fp32 value (``StoredTensor.decode()``), with fp32 accumulation.
 * int8: symmetric per-output-channel quantisation ``q = clip(round(w / s), -127, 127)``,
   ``s = max|w| / 127`` over each slice along ``Parameter.channel_axis`` (one scale for the
   whole tensor when it is ``None``; ``s = 1`` for an all-zero slice); bits are the two's
-  complement byte as uint8, scales stay fp32 (they are not corrupted: they live in a
-  separate, small structure). Decoding gives ``q * s`` in fp32: weights are int8, activations
-  stay fp32 (W8A32) — see README, limitations.
+  complement byte as uint8, and the scales are stored fp32 (4 bytes each): they are stored bits
+  too, addressed as the pseudo-parameter ``<name>#scale`` (:func:`scale_name`, one element per
+  channel, :func:`scale_count`). Decoding gives ``q * s`` in fp32: weights are int8,
+  activations stay fp32 (W8A32) — see README, limitations.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ import numpy as np
 from accelsim.errors import UserError
 
 FORMATS = ("fp32", "fp16", "bf16", "int8")
+SCALED_FORMATS = ("int8",)  # formats whose per-channel fp32 scales are stored beside the values
+SCALE_SUFFIX = "#scale"
 
 BITS_PER_ELEMENT = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
 _BITS_DTYPE = {"fp32": np.uint32, "fp16": np.uint16, "bf16": np.uint16, "int8": np.uint8}
@@ -127,3 +130,21 @@ def store_parameters(
 ) -> dict[str, StoredTensor]:
     """Encode every parameter of a program (name -> fp32 value) in ``fmt``."""
     return {name: encode(value, fmt, channel_axes.get(name)) for name, value in values.items()}
+
+
+def scale_name(param: str) -> str:
+    """Name of the pseudo-parameter holding the stored scales of ``param``."""
+    return param + SCALE_SUFFIX
+
+
+def scale_base(name: str) -> str | None:
+    """The parameter whose scales ``name`` holds, or None if ``name`` is not a scale."""
+    return name[: -len(SCALE_SUFFIX)] if name.endswith(SCALE_SUFFIX) else None
+
+
+def scale_count(shape: tuple[int, ...], channel_axis: int | None) -> int:
+    """Scales of a parameter of ``shape``: one per slice along ``channel_axis``, or 1."""
+    if channel_axis is None or not shape:
+        return 1
+    return int(shape[channel_axis % len(shape)])
+

@@ -152,7 +152,7 @@ def bench_scalesim(python: str, layers_file: Path, repeats: int) -> list[dict]:
                     ref = json.loads(out_path.read_text())[0]
                 hw = load_config("hbm_datacenter", [
                     f"array.rows={rows_}", f"array.cols={cols_}", f"array.dataflow={dataflow}",
-                    "precision.weight_bytes=1", "precision.activation_bytes=1", "precision.accumulator_bytes=1"])
+                    "precision.weight_bytes=1", "precision.activation_bytes=1", "precision.accumulator_bytes=1", "precision.scale_bytes=0"])
                 prog, shapes = _layer_program(layer)
                 sched = simulate(prog, shapes, hw, convention="scalesim")
                 ours = int(sched.ops["compute_cycles_reported"][0])

@@ -38,8 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stored weight format (default: from precision.weight_bytes)")
     parser.add_argument("--inputs", help=".npz of graph inputs (default: eval_inputs.npz beside the model)")
     parser.add_argument("--batch", type=int, default=32, help="first BATCH samples form the inference")
-    parser.add_argument("--inputs-per-trial", type=int, default=1, help="samples evaluated per site (0 = all)")
+    parser.add_argument("--inputs-per-trial", type=int, default=0,
+                        help="samples evaluated per site (default 0 = the whole batch, needed for per-event AVF/FIT)")
+    parser.add_argument("--scrub-interval", type=int, default=1,
+                        help="inferences run back to back between HBM scrubs (default 1: one cold inference)")
     parser.add_argument("--criterion", default=None, help="incorrect-output criterion (default: top1 / CTR)")
+    parser.add_argument("--nonfinite", default="sdc", choices=("sdc", "due", "apart"),
+                        help="how a NaN/Inf output counts (default sdc: accelerators do not trap)")
     parser.add_argument("--pvf", default=None, help="reuse the PVF campaign in this folder (same dtype)")
     parser.add_argument("--pvf-trials", type=int, default=200, help="PVF trials per parameter when one is run")
     parser.add_argument("--pvf-by", default="param", choices=("param", "layer", "component", "group"),
@@ -48,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fit", action="append", default=[], metavar="STRUCTURE=FIT_PER_MBIT",
                         help="raw FIT/Mbit (defaults in faults/avf/fit.py are assumptions)")
     parser.add_argument("--sweep", default=None, metavar="KEY=V1,V2,...",
-                        help="repeat the study for each value of one config key")
+                        help="repeat the study for each value of one config key (or study.scrub_interval)")
     parser.add_argument("--sampling", default="uniform", choices=("uniform", "occupied"),
                         help="uniform over bits x cycles, or over the occupied bit-cycles (SRAM/PE; "
                              "AVF scaled by the exact occupied share)")
@@ -66,7 +71,8 @@ def study_config_from_args(args: argparse.Namespace) -> api.StudyConfig:
     join = api.JoinConfig(enabled=not args.no_joined, pvf_trials=args.pvf_trials, pvf_by=args.pvf_by,
                           pvf_dir=args.pvf)
     return api.StudyConfig(structures=structures, trials=args.trials, seed=args.seed,
-                           inputs_per_trial=args.inputs_per_trial, sampling=args.sampling,
+                           inputs_per_trial=args.inputs_per_trial, scrub_interval=args.scrub_interval,
+                           sampling=args.sampling,
                            confidence=args.confidence, method=args.interval,
                            fit_per_mbit=tuple(api.parse_fit(args.fit).items()), join=join)
 
@@ -75,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
     config = study_config_from_args(args)
     positive("--batch", args.batch)
     positive("--workers", args.workers)
+    api.check_output_dir(args.out, "--out")
     overrides = list(args.overrides)
     if args.dtype:
         overrides.append(f"precision.weight_bytes={storage.BITS_PER_ELEMENT[args.dtype] // 8}")
@@ -86,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
     if args.sweep:
         sweep = api.SweepConfig.parse(args.sweep)
         rows = api.avf_sweep(model, inputs, args.hw, sweep, config, out, overrides=overrides, dtype=args.dtype,
-                             criterion=args.criterion, progress=progress)
+                             criterion=args.criterion, nonfinite=args.nonfinite, progress=progress)
         for r in rows.to_dict("records"):
             print(f"{r['key']}={r['value']:>8} {r['structure']:>14}: direct AVF {r['direct_avf']:.3g} "
                   f"[{r['direct_lo']:.3g}, {r['direct_hi']:.3g}] joined {r['joined_avf']:.3g} "
@@ -95,7 +102,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
         return 0
     api.avf_study(model, inputs, args.hw, config, out, overrides=overrides, dtype=args.dtype,
-                  criterion=args.criterion, workers=args.workers, progress=progress)
+                  criterion=args.criterion, nonfinite=args.nonfinite, workers=args.workers, progress=progress)
     written = api.report(out)["avf"]
     print(Path(written["markdown"]).read_text())
     for path in written["plots"]:

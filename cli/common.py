@@ -1,10 +1,15 @@
-"""Pieces shared by the command modules: argument groups and the one-line command error."""
+"""Pieces shared by the command modules: argument groups, the one-line command error and the
+one-line warnings."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+import warnings
+from typing import Iterator
 
 from accelsim.config import list_presets
-from accelsim.errors import UserError
+from accelsim.errors import InputWarning, UserError
 
 
 class CommandError(UserError, ValueError):
@@ -23,3 +28,25 @@ def positive(name: str, value: int | None, allow_zero: bool = False) -> None:
     """One-line error unless ``value`` is None or >= 1 (>= 0 with ``allow_zero``)."""
     if value is not None and value < (0 if allow_zero else 1):
         raise CommandError(f"{name} must be >= {0 if allow_zero else 1}, got {value}")
+
+
+@contextlib.contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """Print each distinct :class:`InputWarning` once, as ``accelsim <command>: warning: ...``
+    on stderr (other warnings keep Python's format)."""
+    shown: set[str] = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
+        python_format = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if not issubclass(category, InputWarning):
+                python_format(message, category, filename, lineno, file, line)
+                return
+            text = (str(message).splitlines() or [category.__name__])[0]
+            if text not in shown:
+                shown.add(text)
+                print(f"accelsim {command}: warning: {text}", file=sys.stderr)
+
+        warnings.showwarning = show
+        yield

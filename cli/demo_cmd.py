@@ -42,10 +42,10 @@ STUDIES = (
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.scale <= 0:
-        raise CommandError(f"--scale must be > 0, got {args.scale}")
+    if not 0 < args.scale <= 1000:  # also NaN and inf
+        raise CommandError(f"--scale must be in (0, 1000], got {args.scale}")
     positive("--workers", args.workers)
-    out = Path(args.out)
+    out = api.check_output_dir(args.out, "--out")
     start = time.perf_counter()
     sections = ["# accelsim demo: parameter vulnerability (PVF) of the bundled models", ""]
     loaded: dict[str, tuple] = {}

@@ -3,7 +3,9 @@
 Errors that are the user's (:class:`accelsim.errors.UserError`: bad input, unknown key,
 unsupported op, a bad option value, ...) are printed as one line ``accelsim <command>: error:
 <message>`` with exit status 2, never a traceback. Any other exception is a bug in accelsim and
-propagates with its traceback. ``--debug`` shows the traceback of user errors too.
+propagates with its traceback. ``--debug`` shows the traceback of user errors too. Input that
+is accepted with a caveat (:class:`accelsim.errors.InputWarning`: NaN/Inf input values) is
+printed once as ``accelsim <command>: warning: <message>``.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import importlib
 import sys
 
 from accelsim.errors import UserError
+from cli.common import one_line_warnings
 
 COMMAND_MODULES = (
     "cli.inspect_cmd",
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"accelsim{' ' + command if command else ''}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        return int(modules[args.command].main(args) or 0)
+        with one_line_warnings(args.command):
+            return int(modules[args.command].main(args) or 0)
     except UserError as exc:
         if args.debug:
             raise

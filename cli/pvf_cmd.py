@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "eval_inputs.npz in their folder)")
     parser.add_argument("--out", required=True, help="campaign directory (re-running the command resumes it)")
     parser.add_argument("--fault", default="sbf",
-                        help="sbf | mbf:ber=1e-6 | burst:len=2,word=64 | stuck0 | stuck1 | random; "
-                             "optional bits=23-30 (default: sbf)")
+                        help="sbf | kbit:k=2[,scope=word,word=64] | mbf:ber=1e-6[,scope=element] | "
+                             "burst:len=2,word=64 | stuck0 | stuck1 | random; optional bits=23-30 (default: sbf; "
+                             "mbf's BER is per stored bit of the whole tensor unless scope=element)")
     parser.add_argument("--by", default="", help="strata, comma separated: dtype,group,component,layer,param,role,bit")
     parser.add_argument("--trials", type=int, default=None,
                         help="faults per stratum (cap with --margin/--half-width; default 1000)")
@@ -40,11 +41,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weighting", default="bits", choices=("bits", "uniform"),
                         help="parameter choice inside a stratum: by stored bits (default) or uniform")
     parser.add_argument("--margin", type=float, default=None,
-                        help="Leveugle et al. sample size per stratum for this error margin")
+                        help="Leveugle et al. sample size per stratum for this error margin (with replacement; "
+                             "strata with fewer faults are enumerated, each fault once)")
     parser.add_argument("--half-width", type=float, default=None,
-                        help="adaptive: stop a stratum once its interval half-width is at most this")
+                        help="adaptive, two-stage: a pilot per stratum fixes its total for this interval "
+                             "half-width (unbiased; capped by --trials)")
     parser.add_argument("--round", type=int, default=100, dest="round_trials",
-                        help="adaptive round size per stratum (default 100)")
+                        help="adaptive: pilot trials per stratum (default 100)")
+    parser.add_argument("--nonfinite", default="sdc", choices=("sdc", "due", "apart"),
+                        help="NaN/Inf outputs count as SDC (default: accelerators do not trap on them), "
+                             "as DUE, or apart; reports show PVF both ways")
     parser.add_argument("--inputs", default=None, help=".npz of inputs keyed by graph input name")
     parser.add_argument("--max-inputs", type=int, default=None, help="use only the first K inputs")
     parser.add_argument("--inputs-per-fault", type=int, default=1,
@@ -54,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
     parser.add_argument("--backend", default="local", choices=api.BACKENDS)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--golden-budget-gib", type=float, default=None,
+                        help="golden activations kept per worker (default 1.5 GiB; the rest is recomputed "
+                             "bit for bit: changes memory and speed, never a result)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
 
@@ -67,7 +76,7 @@ def config_from_args(args: argparse.Namespace) -> api.CampaignConfig:
         by=tuple(k.strip() for k in args.by.split(",") if k.strip()), trials=trials, seed=args.seed,
         criterion=args.criterion, confidence=args.confidence, method=args.interval, margin=args.margin,
         half_width=args.half_width, round_trials=args.round_trials, inputs_per_trial=args.inputs_per_fault,
-        chunk_size=args.chunk, weighting=args.weighting, output=args.output,
+        chunk_size=args.chunk, weighting=args.weighting, output=args.output, nonfinite=args.nonfinite,
     )
 
 
@@ -75,10 +84,11 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # validate before loading anything
     positive("--max-inputs", args.max_inputs)
     positive("--workers", args.workers)
+    api.check_output_dir(args.out, "--out")
     model = api.load_model(args.model)
-    inputs = api.load_inputs(args.inputs or model, batch=args.max_inputs)
+    inputs = api.load_inputs(args.inputs or model, max_inputs=args.max_inputs)
     results = api.pvf_campaign(model, inputs, config, args.out, workers=args.workers, backend=args.backend,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, golden_budget_gib=args.golden_budget_gib)
     run = results.last_run
     n = run.trials
     print(f"{n} faults in {run.cells} strata ({run.new_trials} new, "

@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "or sweep folder (sweep.csv)")
     parser.add_argument("--criterion", default=None,
                         help="re-apply another criterion to the stored raw deviations (e.g. 'ctr>0.1')")
+    parser.add_argument("--nonfinite", default=None, choices=("sdc", "due", "apart"),
+                        help="re-apply another policy for NaN/Inf outputs (default: the campaign's)")
     parser.add_argument("--confidence", type=float, default=None, help="interval confidence (default: campaign's)")
     parser.add_argument("--interval", default=None, choices=("wilson", "clopper-pearson"))
     parser.add_argument("--to", default=None, help="report folder (default DIR/report)")
@@ -23,8 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.to is not None:
+        api.check_output_dir(args.to, "--to")
     written = api.report(args.dir, criterion=args.criterion, confidence=args.confidence, method=args.interval,
-                         report_dir=args.to, plots=not args.no_plots)
+                         report_dir=args.to, plots=not args.no_plots, nonfinite=args.nonfinite)
     if "pvf" in written:
         print(Path(written["pvf"]["markdown"]).read_text())
         for key, path in written["pvf"]["tables"].items():

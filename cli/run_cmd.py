@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    api.check_output_file(args.out, "--out", suffix=".npz")  # before any work
     model = api.load_model(args.model)
     outputs = api.golden_run(model, api.load_inputs(args.inputs), dtype=args.dtype)
     api.save_outputs(args.out, outputs)

@@ -5,7 +5,6 @@ import argparse
 import json
 from pathlib import Path
 
-from accelsim.schedule import write_report
 from accelsim.schedule.report import format_table
 from faults import api
 
@@ -29,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     positive("--batch", args.batch)
     positive("--limit", args.limit, allow_zero=True)
+    if args.out:
+        api.check_output_dir(args.out, "--out")
     hw = api.hardware(args.hw, args.overrides)
     model = api.load_model(args.model)
     inputs = api.load_inputs(args.inputs or model, batch=args.batch)
@@ -37,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
     print(format_table(schedule, limit=args.limit))
     print(json.dumps(schedule.summary(), indent=1, default=str))
     if args.out:
-        written = write_report(schedule, Path(args.out))
+        written = api.write_schedule(schedule, Path(args.out))
         for kind, path in written.items():
             print(f"wrote {kind}: {path}")
     return 0

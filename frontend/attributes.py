@@ -60,7 +60,7 @@ def schema_defaults(op_type: str, domain: str, opset: int | None) -> Mapping[str
         try:
             schema = onnx.defs.get_schema(op_type, int(opset), domain)
         except onnx.defs.SchemaError:  # custom domain, or an op newer than the model's opset
-            schema = _earliest_schema(op_type, domain)
+            schema = earliest_schema(op_type, domain)
         _SCHEMA_DEFAULTS[key] = {} if schema is None else {
             name: attribute_value(spec.default_value)
             for name, spec in schema.attributes.items()
@@ -69,7 +69,7 @@ def schema_defaults(op_type: str, domain: str, opset: int | None) -> Mapping[str
     return _SCHEMA_DEFAULTS[key]
 
 
-def _earliest_schema(op_type: str, domain: str):
+def earliest_schema(op_type: str, domain: str):
     """The first schema version of ``domain.op_type``, or None if ONNX does not define it."""
     versions = [s for s in onnx.defs.get_all_schemas_with_history()
                 if s.name == op_type and s.domain == domain]

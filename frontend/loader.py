@@ -1,9 +1,11 @@
 """Load an ONNX file and lower it to an accelsim Program.
 
-Steps: read the file (one-line error for a missing, truncated or corrupt file); load external
-data only from inside the model's folder; ONNX shape inference; check every op has a lowering
-rule (one error listing every unsupported op type with its node names); lower node by node
-(constant folding in ``LoweringContext.emit``); name parameters and label their components.
+Steps: read the file (one-line error for a missing, truncated or corrupt file, or an opset
+outside the tested range); load the external data of every tensor only from inside the model's
+folder; check the graph, its tensors and nodes (``frontend/validate.py``); check every op has a
+lowering rule (one error listing every unsupported op type with its node names); strict ONNX
+shape inference; lower node by node (constant folding in ``LoweringContext.emit``); name
+parameters and label their components.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import frontend.ops  # noqa: F401  (registers every lowering rule)
 from accelsim.ir import Parameter, Program, ProgramError, TensorSpec
 from frontend.components import component_label, module_path_of_metadata, stable_parameter_name
 from frontend.registry import RULES, FrontendError, LoweringContext, numpy_dtype
+from frontend.validate import (check_graph, check_nodes, check_opset, check_tensors, check_text,
+                               infer_shapes, load_external_data)
 
 
 def load_onnx(
@@ -50,43 +54,18 @@ def read_model(path: Path) -> onnx.ModelProto:
         ) from None
     if not model.graph.node and not model.graph.output:
         raise FrontendError(f"{path}: not a readable ONNX model (empty graph)")
-    folder = path.resolve().parent
-    external = [t for t in _all_initializers(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
-    for tensor in external:
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        target = (folder / location).resolve()
-        if os.path.commonpath([str(folder), str(target)]) != str(folder):
-            raise FrontendError(
-                f"{path}: initializer {tensor.name!r} points to external data {location!r} "
-                "outside the model's folder"
-            )
-        if not target.is_file():
-            raise FrontendError(
-                f"{path}: initializer {tensor.name!r}: external data file {location!r} is missing"
-            )
-    if external:
-        try:
-            onnx.load_external_data_for_model(model, str(folder))
-        except _UNREADABLE_EXTERNAL_DATA as exc:
-            raise FrontendError(f"{path}: external data could not be read: {exc}") from None
+    try:
+        check_text(model)
+        check_opset(model)
+    except FrontendError as exc:
+        raise FrontendError(f"{path}: {exc}") from None
+    load_external_data(model, path)
     return model
 
 
 # What onnx.load raises on a bad file: protobuf DecodeError (binary) / ParseError (json,
 # textproto), onnx.parser.ParseError (onnxtxt), UnicodeDecodeError and other ValueErrors, OSError.
 _UNREADABLE_MODEL = (ProtobufError, onnx.parser.ParseError, ValueError, OSError)
-# What onnx.load_external_data_for_model raises on bad external data: OSError (unreadable
-# file), ValueError (offset/length not numbers or past the end of the file), ValidationError
-# (location is a symbolic link or not a regular file).
-_UNREADABLE_EXTERNAL_DATA = (OSError, ValueError, onnx.checker.ValidationError)
-
-
-def _all_initializers(graph: onnx.GraphProto) -> Iterable[onnx.TensorProto]:
-    yield from graph.initializer
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.type == onnx.AttributeProto.GRAPH:
-                yield from _all_initializers(attribute.g)
 
 
 def _all_nodes(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
@@ -108,10 +87,9 @@ def _default_opset(model: onnx.ModelProto) -> int:
 def _shapes_from_inference(
     model: onnx.ModelProto, types: dict[str, int] | None = None
 ) -> dict[str, tuple[int | str, ...]]:
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError):
-        inferred = model  # the model's graph fails inference: lower without inferred shapes
+    # A model of 2 GB or more in memory cannot be serialized for ONNX's shape inference: it is
+    # lowered without inferred shapes (the rules fall back on constants and their own shapes).
+    inferred = infer_shapes(model) if model.ByteSize() < _PROTOBUF_LIMIT else model
     shapes: dict[str, tuple[int | str, ...]] = {}
     graph = inferred.graph
     for value in list(graph.value_info) + list(graph.input) + list(graph.output):
@@ -125,13 +103,22 @@ def _shapes_from_inference(
     return shapes
 
 
+_PROTOBUF_LIMIT = 2**31 - 1
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (a name from a file may hold anything)."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def check_supported(graph: onnx.GraphProto) -> None:
     """Raise one error listing every op type without a rule, with its node names."""
     missing: dict[str, list[str]] = {}
     for node in graph.node:
         if node.op_type not in RULES or node.domain not in ("", "ai.onnx"):
             key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
-            missing.setdefault(key, []).append(node.name or node.output[0])
+            name = node.name or (node.output[0] if node.output else "unnamed")
+            missing.setdefault(_printable(key), []).append(_printable(name))
     if missing:
         listing = "; ".join(
             f"{op} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
@@ -164,7 +151,10 @@ def lower_model(
 ) -> Program:
     """Lower a parsed ONNX model (external data already loaded) to a Program."""
     graph = model.graph
+    check_graph(graph)
+    check_tensors(model)
     check_supported(graph)
+    check_nodes(graph, _default_opset(model))
     check_defined(graph)
     initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     parameter_names = {

@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from accelsim.checks import InputDataError, check_args
 from accelsim.errors import UserError
 from accelsim.ir import Instruction, unique_name
 from accelsim.kernels import KERNELS
@@ -245,6 +246,10 @@ class LoweringContext:
             inst = Instruction(op, name, tuple(inputs), tuple(outputs), attrs)
             args = [self.constants[t] if t else None for t in inputs]
             try:
+                check_args(inst, args)
+            except InputDataError as exc:
+                raise FrontendError(f"node {name!r}: the model's constants do not fit {op}: {exc}") from None
+            try:
                 results = KERNELS[op](inst, args)
             except Exception as exc:  # broad on purpose: the kernel failed on the model's own constants
                 raise FrontendError(
@@ -274,10 +279,17 @@ ONNX_TO_NUMPY_DTYPE = {
 }
 
 
+def type_name(onnx_type: int) -> str:
+    """Name of an ONNX element type (``FLOAT``), or ``type <n>`` for a number ONNX does not define."""
+    try:
+        return onnx.TensorProto.DataType.Name(onnx_type)
+    except ValueError:
+        return f"type {onnx_type}"
+
+
 def numpy_dtype(onnx_type: int, where: str) -> str:
     """numpy dtype name of an ONNX element type; one-line error for unsupported ones."""
     try:
         return ONNX_TO_NUMPY_DTYPE[onnx_type]
     except KeyError:
-        name = onnx.TensorProto.DataType.Name(onnx_type)
-        raise FrontendError(f"{where}: element type {name} is not supported") from None
+        raise FrontendError(f"{where}: element type {type_name(onnx_type)} is not supported") from None

@@ -135,3 +135,71 @@ def dlrm(seed: int = 0, batch: int = 32) -> tuple[Program, dict[str, np.ndarray]
         "off1": np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
     }
     return program, inputs
+
+
+def attention(seed: int = 0, seq: int = 6, hidden: int = 8, heads: int = 2, classes: int = 3) -> Program:
+    """A BERT-shaped encoder block with the legacy exporter's shape arithmetic.
+
+    x [B, S, H] -> Q/K/V projections, head split by Reshape to a target computed from
+    ``Shape(x)`` (Shape -> Gather -> Unsqueeze -> Concat), attention (batched MatMul, Mul by
+    the scale, Softmax), head merge (Transpose + Reshape to a computed [B, S, H]), output
+    projection + bias, residual, LayerNorm, an FFN run on the flattened [B·S, H] rows (Reshape
+    to [-1, H], Gemm, GELU, Reshape back through shape arithmetic), residual, LayerNorm, the
+    first token pooled (Gather on axis 1) and a Gemm classifier.
+    """
+    rng = np.random.default_rng(seed)
+    d = hidden // heads
+    shapes = {"wq": (hidden, hidden), "wk": (hidden, hidden), "wv": (hidden, hidden), "wo": (hidden, hidden),
+              "bo": (hidden,), "ln1.g": (hidden,), "ln1.b": (hidden,), "w1": (4 * hidden, hidden),
+              "b1": (4 * hidden,), "w2": (hidden, 4 * hidden), "ln2.g": (hidden,), "ln2.b": (hidden,),
+              "cls.w": (classes, hidden), "cls.b": (classes,)}
+    roles = {"g": "norm_scale", "b": "norm_bias"}
+    params = {k: Parameter(k, s, "classifier" if k.startswith("cls") else "encoder.layer.0",
+                           roles.get(k.split(".")[-1], "bias" if k.startswith("b") or k.endswith(".b") else "weight"),
+                           None if len(s) == 1 else 0) for k, s in shapes.items()}
+    values = {k: (rng.standard_normal(s) / np.sqrt(s[-1])).astype(np.float32) for k, s in shapes.items()}
+    values["ln1.g"] += 1
+    values["ln2.g"] += 1
+    consts = {"zero": np.array([0], np.int64), "seq_heads_d": np.array([seq, heads, d], np.int64),
+              "seq_hidden": np.array([seq, hidden], np.int64), "flat": np.array([-1, hidden], np.int64),
+              "seq_ffn": np.array([seq, 4 * hidden], np.int64), "scale": np.array(1 / np.sqrt(d), np.float32),
+              "first": np.array(0, np.int64)}
+    gemm_t = dict(alpha=1.0, beta=1.0, trans_a=0, trans_b=1)
+    I = Instruction  # noqa: E741
+    insts = [
+        I("shape", "shape", ("x",), ("xs",), dict(start=0, end=None)),
+        I("gather", "batch_dim", ("xs", "zero"), ("b1d",), dict(axis=0)),
+        I("concat", "heads_shape", ("b1d", "seq_heads_d"), ("hshape",), dict(axis=0)),
+        I("concat", "merged_shape", ("b1d", "seq_hidden"), ("mshape",), dict(axis=0)),
+        I("concat", "ffn_shape", ("b1d", "seq_ffn"), ("fshape",), dict(axis=0)),
+    ]
+    for name, perm in (("q", (0, 2, 1, 3)), ("k", (0, 2, 3, 1)), ("v", (0, 2, 1, 3))):
+        insts += [I("matmul", f"{name}_proj", ("x", f"w{name}"), (f"{name}0",)),
+                  I("reshape", f"{name}_split", (f"{name}0", "hshape"), (f"{name}1",), dict(allowzero=0)),
+                  I("transpose", f"{name}_t", (f"{name}1",), (f"{name}h",), dict(perm=perm))]
+    insts += [
+        I("matmul", "scores", ("qh", "kh"), ("s0",)),
+        I("mul", "scaled", ("s0", "scale"), ("s1",)),
+        I("softmax", "probs", ("s1",), ("p",), dict(axes=(-1,))),
+        I("matmul", "context", ("p", "vh"), ("c0",)),
+        I("transpose", "c_t", ("c0",), ("c1",), dict(perm=(0, 2, 1, 3))),
+        I("reshape", "c_merge", ("c1", "mshape"), ("c2",), dict(allowzero=0)),
+        I("matmul", "o_proj", ("c2", "wo"), ("o0",)),
+        I("add", "o_bias", ("o0", "bo"), ("o1",)),
+        I("add", "res1", ("o1", "x"), ("r1",)),
+        I("layer_norm", "ln1", ("r1", "ln1.g", "ln1.b"), ("h1",), dict(axis=-1, epsilon=1e-5)),
+        I("reshape", "flatten_rows", ("h1", "flat"), ("h1f",), dict(allowzero=0)),
+        I("gemm", "ffn1", ("h1f", "w1", "b1"), ("f0",), gemm_t),
+        I("gelu", "act", ("f0",), ("f1",), dict(approximate="none")),
+        I("reshape", "unflatten", ("f1", "fshape"), ("f2",), dict(allowzero=0)),
+        I("matmul", "ffn2", ("f2", "w2_t"), ("f3",)),
+        I("add", "res2", ("f3", "h1"), ("r2",)),
+        I("layer_norm", "ln2", ("r2", "ln2.g", "ln2.b"), ("h2",), dict(axis=-1, epsilon=1e-5)),
+        I("gather", "pool", ("h2", "first"), ("cls",), dict(axis=1)),
+        I("gemm", "classifier", ("cls", "cls.w", "cls.b"), ("logits",), gemm_t),
+    ]
+    insts.insert(len(insts) - 5, I("transpose", "w2_transpose", ("w2",), ("w2_t",), dict(perm=(1, 0))))
+    return Program(inputs=(TensorSpec("x", "float32", ("batch", seq, hidden)),),
+                   outputs=(TensorSpec("logits", "float32", ("batch", classes)),),
+                   parameters=params, parameter_values=values, constants=consts,
+                   instructions=tuple(insts), name="attention")

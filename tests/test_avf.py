@@ -1,5 +1,6 @@
-"""AVF (issue 5): live share vs ACE share, direct vs joined agreement where the joined
-assumptions hold, determinism / resume, FIT arithmetic, CLI and sweep."""
+"""AVF: live share vs ACE share, direct vs both joins (full-PVF agreement where every flip
+reaches every read, read-weighted agreement where it does not), determinism / resume,
+provenance, FIT arithmetic, CLI and sweep."""
 from __future__ import annotations
 
 import argparse
@@ -13,10 +14,11 @@ from accelsim.config import load_config
 from faults.common import stats
 from faults.avf.context import AvfContext, AvfError
 from faults.avf.direct import draw_site, occupied, run_direct, summarize_direct
-from faults.avf.joined import PvfEntry, gap_explanation, joined_avf, run_pvf
+from faults.avf.joined import PvfEntry, join_weights, joined_avf, ratio_interval, run_pvf
 from faults.avf.study import JoinConfig
 from faults.avf.store import AvfStore, StoreError as AvfStoreError
 from faults.avf.fit import BITS_PER_MBIT, FitError, fit_table, parse_fit, raw_rates
+from report_checks import assert_png, markdown_table, markdown_tables, printed, query
 
 BUNDLED = Path(__file__).resolve().parents[1] / "accelsim" / "bundled"
 
@@ -88,22 +90,28 @@ def test_direct_and_joined_agree_where_joined_assumptions_hold(lenet_tpu, tmp_pa
     joined = joined_avf(ctx, "hbm", pvf)
     assert direct.sdc > 0 and joined.avf_sdc > 0
     assert direct.sdc_lo <= joined.sdc_hi and joined.sdc_lo <= direct.sdc_hi
-    text = gap_explanation(direct, joined, rows)
-    assert "intervals overlap" in text and "assumptions hold" in text
+    # every live HBM flip reaches every read here: the read-weighted join is the full one
+    rw = joined_avf(ctx, "hbm", pvf, "read_weighted")
+    assert rw.avf_sdc == pytest.approx(joined.avf_sdc, rel=1e-12) and rw.kind == "read_weighted"
     # the joined numerator uses the exact ACE bit-cycles: with PVF = 1 it is the ACE share
     ones = {p: type(e)(1.0, 1.0, 1.0, 0.0, 0.0, 0.0) for p, e in pvf.items()}
     assert joined_avf(ctx, "hbm", ones).avf_sdc == pytest.approx(ctx.ace_fraction("hbm"), rel=1e-12)
 
 
-def test_pe_gap_is_explained():
+def test_pe_read_weighting_is_the_mean_share_of_reads_reached():
+    """With PVF = 1 everywhere the read-weighted join is the read-weighted ACE share, and the
+    live PE sites of a weight-stationary array reach on average only part of the reads."""
     ctx = _ctx("lenet5", "edge_npu")
     rows = run_direct(ctx, "pe", 300, seed=4)
-    assert any(r["status"] == "live" and not r["full"] for r in rows)
-    direct = summarize_direct(ctx, "pe", rows)
-    ones = {p: PvfEntry(1, 1, 1, 0, 0, 0)
-            for p in ctx.program.parameters}
-    text = gap_explanation(direct, joined_avf(ctx, "pe", ones), rows)
-    assert "only the remaining reads" in text
+    live = [r for r in rows if r["status"] == "live"]
+    assert any(not r["full"] for r in live) and all(0 < r["share"] <= 1 for r in live)
+    assert all((r["share"] == 1.0) == bool(r["full"]) for r in live)
+    ones = {p: PvfEntry(1, 1, 1, 0, 0, 0) for p in ctx.program.parameters}
+    res = ctx.schedule.residency
+    pe = res.select("pe")
+    expected = res.ace_read_weighted[pe].sum() / (ctx.resolver.capacity_bits("pe") * ctx.total_cycles)
+    assert joined_avf(ctx, "pe", ones, "read_weighted").avf_sdc == pytest.approx(expected, rel=1e-12)
+    assert joined_avf(ctx, "pe", ones, "read_weighted").avf_sdc < 0.5 * joined_avf(ctx, "pe", ones).avf_sdc
 
 
 def test_direct_is_deterministic_and_resumes(lenet_tpu, tmp_path):
@@ -143,6 +151,15 @@ def test_fit_arithmetic_and_options():
             parse_fit([bad])
 
 
+def _direct_from_store(path) -> dict[str, dict[str, int]]:
+    """Per structure, straight from the site store: trials, unrun, live sites, SDC samples over
+    the window, samples judged, events."""
+    rows = query(path, "SELECT structure, COUNT(*), SUM(unrun), SUM(status = 'live'), SUM(window_sdc), "
+                       "SUM(window_inputs), SUM(event_sdc) FROM sites GROUP BY structure")
+    keys = ("trials", "unrun", "live", "sdc", "inputs", "events")
+    return {r[0]: dict(zip(keys, r[1:])) for r in rows}
+
+
 def _cli(*argv: str) -> int:
     from cli import avf_cmd
 
@@ -158,18 +175,58 @@ def test_cli_study_report_and_sweep(tmp_path, capsys):
             "--trials", "120", "--pvf-trials", "20", "--batch", "16", "--no-progress"]
     assert _cli(*args, "--out", str(out), "--fit", "pe=100") == 0
     text = capsys.readouterr().out
-    assert "| embedding_sram |" in text and "## FIT" in text and "user (--fit)" in text
-    for name in ("avf.sqlite", "avf_summary.json", "avf_table.csv", "fit_table.csv", "report/avf.md",
-                 "report/avf_by_structure.png", "report/pvf_vs_avf.png", "report/residency_timelines.png"):
-        assert (out / name).is_file(), name
+    assert text.startswith((out / "report" / "avf.md").read_text())  # the command prints the report
+    # expected values from the site store (SQL) and the hardware config, not from the study code
+    hw = load_config("edge_npu", ["precision.weight_bytes=4"])
+    bits = {"weight_sram": hw.weight_sram.size_bytes * 8, "embedding_sram": hw.embedding_sram.size_bytes * 8,
+            "pe": hw.array.rows * hw.array.cols * 32}  # PE weight registers hold fp32 weights
+    direct = _direct_from_store(out / "avf.sqlite")
+    assert set(direct) == set(bits) and all(d["trials"] == 120 for d in direct.values())
+    table = {r["structure"]: r for r in csv.DictReader((out / "avf_table.csv").open())}
+    fit = {r["structure"]: r for r in csv.DictReader((out / "fit_table.csv").open())}
+    md = (out / "report" / "avf.md").read_text()
+    md_avf = {r["structure"]: r for r in markdown_table(md, "structure")}
+    md_fit = {r["structure"]: r for r in markdown_tables(md)[1]}
+    assert list(md_fit) == ["weight_sram", "embedding_sram", "pe", "total"]
+    for s, d in direct.items():
+        row = table[s]
+        assert int(row["bits"]) == bits[s] and int(row["trials"]) == d["trials"] and int(row["unrun"]) == d["unrun"]
+        assert float(row["live_fraction"]) == pytest.approx(d["live"] / d["trials"], rel=1e-12, abs=1e-15)
+        assert float(row["direct_avf"]) == pytest.approx(d["sdc"] / d["inputs"], rel=1e-12, abs=1e-15)
+        assert float(row["event_avf"]) == pytest.approx(d["events"] / d["trials"], rel=1e-12, abs=1e-15)
+        # FIT = FIT/Mbit x Mbit x per-event AVF (every site ran on the whole batch of 16)
+        rate = 100.0 if s == "pe" else 1000.0  # --fit pe=100; SRAM default 1000 FIT/Mbit
+        assert float(fit[s]["fit_per_mbit"]) == rate and fit[s]["basis"] == "event"
+        assert float(fit[s]["raw_fit"]) == pytest.approx(rate * bits[s] / 2**20, rel=1e-12)
+        assert float(fit[s]["sdc_fit"]) == pytest.approx(rate * bits[s] / 2**20 * d["events"] / d["trials"],
+                                                         rel=1e-12, abs=1e-15)
+        assert (fit[s]["source"] == "user (--fit)") == (s == "pe")
+        # the report prints the same numbers
+        assert (int(md_avf[s]["bits"]), int(md_avf[s]["sites"]), int(md_avf[s]["masked w/o run"])) == \
+            (bits[s], d["trials"], d["unrun"])
+        assert printed(md_avf[s]["direct AVF per sample"].split(" [")[0], d["sdc"] / d["inputs"], sig=3)
+        assert printed(md_avf[s]["live share"], d["live"] / d["trials"], sig=3)
+        assert printed(md_fit[s]["FIT/Mbit"], rate, sig=3) and md_fit[s]["rate source"] == fit[s]["source"]
+        assert printed(md_fit[s]["SDC FIT [lo, hi]"].split(" [")[0], float(fit[s]["sdc_fit"]), sig=3)
+    assert float(fit["total"]["sdc_fit"]) == pytest.approx(sum(float(fit[s]["sdc_fit"]) for s in direct), rel=1e-12)
+    for name in ("avf_by_structure.png", "pvf_vs_avf.png", "residency_timelines.png", "fit.png"):
+        assert_png(out / "report" / name)
     first = (out / "avf_table.csv").read_text()
     assert _cli(*args, "--out", str(out), "--fit", "pe=100", "--pvf", str(out / "pvf")) == 0  # resume: same
     assert (out / "avf_table.csv").read_text() == first
     sweep = tmp_path / "sweep"
     assert _cli(*args, "--out", str(sweep), "--sweep", "weight_sram.size_kib=16,64", "--no-joined") == 0
     rows = list(csv.DictReader((sweep / "sweep.csv").open()))
-    assert {r["value"] for r in rows} == {"16", "64"} and (sweep / "sweep.png").is_file()
+    assert {r["value"] for r in rows} == {"16", "64"}
     assert {r["structure"] for r in rows} == {"weight_sram", "embedding_sram", "pe", "total"}
+    for r in rows:  # each value's study folder holds its own sites: the rows are their rates
+        if r["structure"] == "total":
+            continue
+        d = _direct_from_store(sweep / f"weight_sram.size_kib={r['value']}" / "avf.sqlite")[r["structure"]]
+        assert float(r["direct_avf"]) == pytest.approx(d["sdc"] / d["inputs"], rel=1e-12, abs=1e-15)
+        if r["structure"] == "weight_sram":  # the swept size: KiB x 8192 bits
+            assert int(r["bits"]) == int(r["value"]) * 8192
+    assert_png(sweep / "sweep.png")
     from cli.common import CommandError
 
     with pytest.raises(CommandError, match="--structure"):
@@ -190,7 +247,11 @@ def test_joined_overestimates_when_flips_reach_only_later_reads(tmp_path):
     pe = summarize_direct(ctx, "pe", rows, mode="occupied")
     pe_joined = joined_avf(ctx, "pe", pvf)
     assert pe.sdc_hi < pe_joined.sdc_lo  # not even the intervals overlap
-    assert "DO NOT overlap" in gap_explanation(pe, pe_joined, rows)
+    # the read-weighted join accounts for it: direct / read-weighted has an interval around 1
+    point, lo, hi = ratio_interval([r["window_sdc"] for r in rows], [r["window_inputs"] for r in rows],
+                                   occupied(ctx, "pe")[2], join_weights(ctx, "pe", "read_weighted"), pvf,
+                                   ctx.resolver.capacity_bits("pe") * ctx.total_cycles, seed=1)
+    assert lo <= 1.0 <= hi and hi < pe_joined.avf_sdc / pe.avf_sdc
     rows = run_direct(ctx, "hbm", 600, seed=1)
     hbm, hbm_joined = summarize_direct(ctx, "hbm", rows), joined_avf(ctx, "hbm", pvf)
     assert hbm.sdc_lo <= hbm_joined.sdc_hi and hbm_joined.sdc_lo <= hbm.sdc_hi

@@ -15,10 +15,10 @@ import pytest
 
 import pvf_toys
 from faults.common import outcome as oc
-from faults.common import stats
 from faults.pvf.campaign import run_campaign
 from faults.pvf.evaluator import TrialEvaluator
 from faults.pvf.plan import CampaignConfig, make_plan, trial_rng
+from faults.pvf.results import CampaignResults
 from faults.pvf.store import StoreError, TrialStore
 
 TESTS = Path(__file__).resolve().parent
@@ -122,32 +122,121 @@ def test_raw_deviations_allow_reapplying_criteria(tmp_path):
     assert n_strict <= n_stored <= n_loose and n_strict < n_loose
 
 
-def test_adaptive_stopping_is_deterministic(tmp_path):
+def _planned_total(k0: int, n0: int, target: float, cap: int) -> int:
+    """The two-stage total, derived independently: planning value = Wilson upper bound of the
+    pilot at two-sided 0.8 (closed form), then the smallest n whose Wilson half-width at that
+    p (closed form, non-integer count p*n) is <= target, within [n0, cap]."""
+    from statistics import NormalDist
+
+    z8, z = NormalDist().inv_cdf(0.9), NormalDist().inv_cdf(0.975)
+    ph = k0 / n0
+    p = min(0.5, ((ph + z8 ** 2 / (2 * n0)) + z8 * np.sqrt(ph * (1 - ph) / n0 + z8 ** 2 / (4 * n0 ** 2)))
+            / (1 + z8 ** 2 / n0))
+    n = next(n for n in range(1, 10 ** 6)
+             if z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n) <= target)
+    return int(min(cap, max(n0, n)))
+
+
+def test_adaptive_two_stage_is_deterministic(tmp_path):
     program, inputs, _ = _mlp_campaign()
     cfg = CampaignConfig(fault="sbf:bits=0+30", by=("bit",), trials=2000, seed=5, half_width=0.06,
-                         round_trials=50, min_trials=50, chunk_size=25, inputs_per_trial=1)
+                         round_trials=50, min_trials=40, chunk_size=25, inputs_per_trial=1)
     s1 = run_campaign(program, inputs, cfg, str(tmp_path / "a"), workers=1, progress=False)
     s2 = run_campaign(program, inputs, cfg, str(tmp_path / "b"), workers=2, progress=False)
     assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
     with TrialStore(tmp_path / "a", readonly=True) as store:
         counts = store.cell_counts()
-    # bit 0 (mantissa LSB) is almost always masked: stops after the first round
-    n0, k0, _ = counts[0]
-    assert n0 == 50 and k0 == 0
-    # bit 30 needs more rounds; it stops at the first round whose interval is narrow enough
-    n30, k30, _ = counts[1]
-    assert n30 % 50 == 0 and n30 > 50 and n30 < 2000
-    assert stats.half_width(k30, n30) <= 0.06
-    assert s1.trials == n0 + n30
+        pilots = [store.prefix_counts(c, 50) for c in (0, 1)]
+    for cell in (0, 1):
+        n_pilot, k_pilot = pilots[cell]
+        assert n_pilot == 50  # pilot = max(round_trials, min_trials)
+        # the total depends on the pilot alone
+        assert counts[cell][0] == _planned_total(k_pilot, 50, 0.06, 2000)
+    # bit 0 (mantissa LSB) is masked: 0 of 50 plans at p = z^2/(50+z^2) ~ 0.032, which needs 47: the pilot
+    assert pilots[0][1] == 0 and counts[0][0] == 50
+    # bit 30 often flips the decision: a second stage runs
+    assert counts[1][0] > 50 and counts[1][1] > 0
+    assert s1.trials == s2.trials == counts[0][0] + counts[1][0]
+    # re-running adds nothing (the second stage is fixed by the stored pilot)
+    s3 = run_campaign(program, inputs, cfg, str(tmp_path / "a"), workers=2, progress=False)
+    assert s3.new_trials == 0
 
 
-def test_leveugle_sample_size_plan():
-    program, _, _ = _mlp_campaign()
-    cfg = CampaignConfig(fault="sbf", by=("layer",), trials=0, margin=0.05, seed=0)
+def test_leveugle_sizes_with_replacement_and_enumerated_cells(tmp_path):
+    program, inputs, _ = _mlp_campaign()
+    cfg = CampaignConfig(fault="sbf", by=("param",), trials=0, margin=0.03, seed=3, inputs_per_trial=0,
+                         chunk_size=50)
     plan = make_plan(program, cfg)
     for cell, n, pop in zip(plan.cells, plan.planned, plan.populations):
-        assert pop == sum(program.parameters[p].size for p in cell.params) * 32
-        assert n == stats.leveugle_sample_size(pop, 0.05)
+        (name,) = cell.params
+        assert pop == program.parameters[name].size * 32
+        # 1.96^2 / 4 / 0.03^2 = 1067.1 -> 1068 draws with replacement, unless the cell has fewer faults
+        assert n == min(1068, pop) and plan.enumerated(cell.index) == (pop <= 1068)
+    small = [c.index for c in plan.cells if plan.enumerated(c.index)]
+    assert {plan.cells[c].params[0] for c in small} == {"fc1.bias", "fc2.bias"}  # 32 and 10 elements x 32 bits
+    run_campaign(program, inputs, cfg, str(tmp_path), workers=2, progress=False)
+    res = CampaignResults(tmp_path)
+    trials = res.trials()
+    for c in small:
+        sub = trials[trials.cell == c]
+        sites = set(zip(sub.element, sub.bit))
+        assert len(sub) == len(sites) == plan.populations[c]  # every fault exactly once
+    # every input of every fault: the enumerated cells' PVF is exact
+    table = res.table("param").set_index("value")
+    for name in ("fc1.bias", "fc2.bias"):
+        row = table.loc[name]
+        assert row.exact and row.lo == row.hi == pytest.approx(row.sdc / row.n)
+    assert not table.loc["fc0.weight"].exact and table.loc["fc0.weight"].hi > table.loc["fc0.weight"].lo
+    # growing the cap keeps every stored trial the same trial (enumeration does not depend on trials)
+    capped = CampaignConfig(**{**cfg.to_dict(), "trials": 100})
+    run_campaign(program, inputs, capped, str(tmp_path / "capped"), workers=1, progress=False)
+    full = {r[0]: r for r in _rows(tmp_path)}
+    part = _rows(tmp_path / "capped")
+    assert part and all(full[r[0]] == r for r in part)
+    sub = [r for r in part if r[1] in small]
+    assert len(sub) == sum(min(100, plan.populations[c]) for c in small)
+
+
+def _overflowing_mlp():
+    """The toy MLP with weights x6: flipping bit 30 of a weight in [1, 2) gives Inf."""
+    import dataclasses
+
+    program = pvf_toys.mlp(dims=(20, 48, 32, 10))
+    return dataclasses.replace(program, parameter_values={k: v * 6 for k, v in program.parameter_values.items()})
+
+
+def test_nonfinite_policy_is_applied_to_outcomes_and_reapplied_in_reports(tmp_path):
+    program = _overflowing_mlp()
+    inputs = pvf_toys.inputs_for(program, batch=40)
+    runs = {}
+    for policy in ("sdc", "due", "apart"):
+        cfg = CampaignConfig(fault="sbf:bits=30", by=("layer",), trials=60, seed=1, inputs_per_trial=4,
+                             chunk_size=30, nonfinite=policy)
+        run_campaign(program, inputs, cfg, str(tmp_path / policy), workers=1, progress=False)
+        runs[policy] = CampaignResults(tmp_path / policy).trials()
+    sdc, due, apart = runs["sdc"], runs["due"], runs["apart"]
+    nf = sdc.n_nonfinite > 0
+    assert nf.sum() > 20 and (~nf).sum() > 20
+    # the raw deviations and the finite trials do not depend on the policy
+    for col in ("n_nonfinite", "max_abs_dev", "n_top1_changed", "element", "bit"):
+        assert (sdc[col] == due[col]).all() and (sdc[col] == apart[col]).all()
+    assert (sdc.outcome[~nf] == due.outcome[~nf]).all() and (sdc.outcome[~nf] == apart.outcome[~nf]).all()
+    assert (sdc.outcome[nf] == oc.SDC).all() and (due.outcome[nf] == oc.DUE).all()
+    assert (apart.outcome[nf] == oc.NONFINITE).all()
+    # re-applying a policy to stored records gives the campaign run with that policy
+    for policy in ("due", "apart"):
+        again = CampaignResults(tmp_path / "sdc", nonfinite=policy)
+        assert again.config["nonfinite"] == policy
+        assert (again.trials().outcome == runs[policy].outcome).all()
+        assert (again.trials().n_due == runs[policy].n_due).all()
+    # PVF both ways, whatever the policy: counted as SDC / excluded
+    for policy in ("sdc", "due", "apart"):
+        t = CampaignResults(tmp_path / policy).table("layer")
+        for _, row in t.iterrows():
+            sub = runs["sdc"][runs["sdc"].layer == row.value]
+            assert row.pvf_nf_sdc == pytest.approx((sub.outcome == oc.SDC).mean())
+            assert row.pvf_nf_excluded == pytest.approx(((sub.outcome == oc.SDC) & (sub.n_nonfinite == 0)).mean())
+            assert row.nonfinite == (sub.n_nonfinite > 0).sum()
 
 
 _KILL_SCRIPT = textwrap.dedent(

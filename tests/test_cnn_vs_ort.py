@@ -145,14 +145,10 @@ def test_dynamo_batchnorm_is_folded_into_convs(small_cnn_files):
 
 
 def test_bundled_lenet_matches_onnxruntime():
-    name = "model.onnx"  # the bundle ships the legacy export; the zoo test covers dynamo
-    path = BUNDLED_LENET / name
-    inputs_file = "eval_inputs.npz"
-    if name != "model.onnx" and (BUNDLED_LENET / "eval_inputs.dynamo.npz").exists():
-        inputs_file = "eval_inputs.dynamo.npz"
-    with np.load(BUNDLED_LENET / inputs_file) as data:
+    # the bundle ships the legacy export only; the zoo test covers dynamo
+    with np.load(BUNDLED_LENET / "eval_inputs.npz") as data:
         feeds = {key: data[key] for key in data.files}
-    compare(path, feeds)
+    compare(BUNDLED_LENET / "model.onnx", feeds)
 
 
 @pytest.fixture(scope="module")

@@ -148,6 +148,7 @@ def test_batchnorm_with_other_reader_of_conv_output_stays_unfolded():
 def test_training_mode_batchnorm_is_a_one_line_error():
     model = _conv_bn_model(conv_bias=False)
     model.graph.node[1].attribute.append(helper.make_attribute("training_mode", 1))
+    model.graph.node[1].output.extend(["running_mean_out", "running_var_out"])  # valid ONNX in training mode
     model.opset_import[0].version = 15
     with pytest.raises(FrontendError, match=r"node 'bn' \(BatchNormalization\): training_mode=1"):
         lower_model(model)

@@ -188,8 +188,6 @@ def test_tinybert_dynamic_shapes_match_ort(tmp_path_factory) -> None:
 
 
 def test_bert_base_short_slice_matches_ort(tmp_path_factory) -> None:
-    from benchmarks.models import bert
-
     paths, tokens = _bert_exports(tmp_path_factory.mktemp("bert_base"), {"vocab_size": 30522}, 32, False)
     tokens = {n: a[:2] for n, a in tokens.items()}
     for exporter, path in paths.items():

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faults.common import outcome as oc
+from report_checks import query
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -50,6 +53,21 @@ def test_pvf_table_matches_scipy_wilson(result):
         assert row.lo == pytest.approx(ci.low, abs=1e-12) and row.hi == pytest.approx(ci.high, abs=1e-12)
 
 
+def _occupied_share(structure: str) -> float:
+    """Share of the structure's bit-cycles held by a residency row (rows never overlap): each
+    row holds 8·(addr_hi − addr_lo) bits in cycles write+1 .. evict−1; capacity from the config."""
+    from faults import api
+
+    model = api.load_model("lenet5")
+    sched = api.schedule(model, api.load_inputs(model, batch=16), "edge_npu", ["precision.weight_bytes=4"])
+    res, hw, total = sched.residency, sched.hw, sched.total_cycles
+    rows = res.select(structure)
+    span = np.minimum(res["evict_cycle"][rows], total) - np.maximum(res["write_cycle"][rows] + 1, 0)
+    bits = 8 * (res["addr_hi"][rows] - res["addr_lo"][rows]) * np.maximum(span, 0)
+    capacity = hw.weight_sram.size_bytes * 8 if structure == "weight_sram" else hw.array.rows * hw.array.cols * 32
+    return float(bits.sum()) / (capacity * total)
+
+
 def test_avf_study_counts_and_bounds(result):
     _, r = result
     sites = r["sites"]
@@ -60,8 +78,13 @@ def test_avf_study_counts_and_bounds(result):
         # occupied sampling: the rate among sampled sites scaled by the occupied share
         assert table.loc[s, "trials"] == 200
         assert 0 <= table.loc[s, "direct_lo"] <= table.loc[s, "direct_avf"] <= table.loc[s, "direct_hi"] <= 1
+        share = _occupied_share(s)
+        assert 0 < share < 1
+        rate = rows["window_sdc"].sum() / rows["window_inputs"].sum()
+        assert table.loc[s, "direct_avf"] == pytest.approx(share * rate, rel=1e-12, abs=1e-15)
         assert table.loc[s, "direct_avf"] <= rows["n_sdc"].sum() / rows["n_inputs"].sum() + 1e-15
         assert np.isfinite(table.loc[s, "joined_avf"])
+    assert table["direct_avf"].sum() > 0  # some sampled site spoiled an output
 
 
 def test_rerun_resumes_without_new_trials(result):
@@ -77,4 +100,15 @@ def test_script_entry_point(result):
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "walkthrough.py"), str(out)],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "PVF by layer" in proc.stdout and "750 stored PVF trials" in proc.stdout
+    # the tables it prints hold the stored counts (SQL on the campaign and the site store)
+    lines = proc.stdout.splitlines()
+    start = lines.index("PVF by layer (Wilson 95%):") + 2  # title, column header
+    shown = [line.split() for line in lines[start:start + 5]]
+    stored = query(out / "pvf" / "trials.sqlite",
+                   "SELECT layer, COUNT(*), SUM(outcome = ?) FROM trials GROUP BY layer ORDER BY layer", oc.SDC)
+    assert [(v, int(n), int(k)) for v, n, k, *_ in shown] == stored
+    for v, n, k, pvf, lo, hi in shown:
+        assert float(pvf) == pytest.approx(int(k) / int(n), abs=5e-7)
+    live = query(out / "avf" / "avf.sqlite", "SELECT COUNT(*), SUM(status = 'live') FROM sites")[0]
+    assert lines[-1] == f"{sum(n for _, n, _ in stored)} stored PVF trials; {live[0]} stored AVF sites ({live[1]} live)"
+    assert lines[-1].startswith("750 stored PVF trials; 400 stored AVF sites")

@@ -1,6 +1,8 @@
 """Bit-level tests of the fault models on fp32 / fp16 / bf16 / int8 stored bits."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -164,10 +166,14 @@ def test_random_value_replaces_one_element(fmt):
 
 def test_draws_are_deterministic_per_generator():
     stored = encode(np.random.default_rng(0).standard_normal(300).astype(np.float32), "fp16")
+    key = lambda c: (c.index.tolist(), c.new_bits.tolist(), c.bit, c.nflips)  # noqa: E731
     for spec in ["sbf", "mbf:ber=1e-3", "burst:len=3,word=32", "stuck1", "random"]:
         a = models.draw(parse_fault(spec), stored, np.random.default_rng([4, 2]))
         b = models.draw(parse_fault(spec), stored, np.random.default_rng([4, 2]))
-        assert a.index.tolist() == b.index.tolist() and a.new_bits.tolist() == b.new_bits.tolist()
+        assert key(a) == key(b)
+        # the draw comes from the generator alone: another seed gives another fault
+        other = models.draw(parse_fault(spec), stored, np.random.default_rng([4, 3]))
+        assert key(other) != key(a), spec
 
 
 def test_parse_fault_and_errors():
@@ -188,3 +194,142 @@ def test_population_size():
     assert models.population_size(FaultModel("sbf"), 10, "fp16", bit=3) == 10
     assert models.population_size(FaultModel("burst", length=2, word_bits=64), 4, "fp32") == 2 * 63
     assert models.population_size(FaultModel("mbf"), 10, "fp32") == float("inf")
+
+
+# ---------------------------------------------------------------------------- k-bit, mbf scope, enumeration
+def _flipped_stream_bits(c, width: int) -> list[int]:
+    out = []
+    for e, old, new in zip(c.index, c.old_bits, c.new_bits):
+        x = int(old) ^ int(new)
+        out += [int(e) * width + b for b in range(width) if (x >> b) & 1]
+    return sorted(out)
+
+
+@pytest.mark.parametrize("fmt,width", [("fp32", 32), ("fp16", 16), ("int8", 8)])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_kbit_element_flips_exactly_k_bits_of_one_element(fmt, width, k):
+    stored = encode(np.linspace(-3, 3, 11).astype(np.float32), fmt)
+    rng = _rng(k)
+    for _ in range(200):
+        c = models.draw(FaultModel("kbit", k=k), stored, rng)
+        bits = _flipped_stream_bits(c, width)
+        assert c.nflips == k == len(set(bits)) and c.index.size == 1
+        assert {b // width for b in bits} == {int(c.index[0])}
+        assert c.bit == (bits[0] % width if k == 1 else -1)
+
+
+def test_kbit_element_is_uniform_over_elements_and_subsets():
+    from itertools import combinations
+
+    from scipy.stats import chisquare
+
+    stored = encode(np.arange(5, dtype=np.float32), "int8")  # 5 elements x C(8, 2) = 140 faults
+    model = parse_fault("kbit:k=2")
+    assert models.population_size(model, 5, "int8") == 5 * 28
+    index = {(e, pair): i for i, (e, pair) in enumerate((e, p) for e in range(5) for p in combinations(range(8), 2))}
+    rng = _rng(17)
+    counts = np.zeros(140)
+    for _ in range(14000):
+        c = models.draw(model, stored, rng)
+        bits = _flipped_stream_bits(c, 8)
+        counts[index[(bits[0] // 8, tuple(b % 8 for b in bits))]] += 1
+    assert chisquare(counts).pvalue > 1e-3  # 100 expected per fault
+
+
+def test_kbit_word_scope_and_partial_last_word():
+    from scipy.stats import chisquare
+
+    stored = encode(np.arange(13, dtype=np.float32), "int8")  # 104 bits: 3 words of 32 + 8 bits
+    model = parse_fault("kbit:k=2,scope=word,word=32")
+    total = 3 * math.comb(32, 2) + math.comb(8, 2)
+    assert models.population_size(model, 13, "int8") == total == 1516
+    rng = _rng(23)
+    words = np.zeros(4)
+    for _ in range(6000):
+        bits = _flipped_stream_bits(models.draw(model, stored, rng), 8)
+        assert len(bits) == 2 and bits[0] // 32 == bits[1] // 32  # one word
+        words[bits[0] // 32] += 1
+    expected = np.array([496, 496, 496, 28]) / total * 6000
+    assert chisquare(words, expected).pvalue > 1e-3
+    with pytest.raises(FaultModelError, match="scope=element only"):
+        parse_fault("kbit:k=2,scope=word,bits=1-4")
+
+
+def test_mbf_element_scope_flips_inside_one_element():
+    from scipy.stats import binom
+
+    stored = encode(np.ones(500, dtype=np.float32), "fp16")
+    model = parse_fault("mbf:ber=0.05,scope=element")
+    assert model.describe() == "mbf:ber=0.05,scope=element" and parse_fault("mbf:ber=1e-6").scope == "tensor"
+    rng = _rng(31)
+    counts = []
+    for _ in range(3000):
+        c = models.draw(model, stored, rng)
+        assert c.index.size == 1
+        counts.append(c.nflips)
+    k = np.arange(1, 17)
+    pmf = binom.pmf(k, 16, 0.05) / binom.sf(0, 16, 0.05)  # zero-truncated Binomial(16, 0.05)
+    assert np.mean(counts) == pytest.approx(float((k * pmf).sum()), abs=0.03)
+    assert np.mean(np.array(counts) == 1) == pytest.approx(pmf[0], abs=0.03)
+    assert models.population_size(model, 500, "fp16") == float("inf") and not models.enumerable(model)
+
+
+@pytest.mark.parametrize("spec,fmt,n,bit,expected", [
+    ("sbf", "fp16", 7, None, 7 * 16),
+    ("sbf:bits=3+5", "fp32", 7, None, 14),
+    ("stuck1", "int8", 7, 2, 7),
+    ("kbit:k=3", "fp16", 7, None, 7 * math.comb(16, 3)),
+    ("kbit:k=2,bits=0-3", "fp32", 7, None, 7 * 6),
+    ("kbit:k=2,scope=word,word=24", "fp16", 7, None, 4 * math.comb(24, 2) + math.comb(16, 2)),
+    ("burst:len=3,word=32", "fp16", 7, None, 3 * 30 + 14),
+    # fp16 pairs in a 32-bit word: a 3-bit burst at bit 14 fits only in even elements, and not in
+    # the last one (it would run past the tensor's 112 bits): elements 0, 2, 4
+    ("burst:len=3,word=32", "fp16", 7, 14, 3),
+    ("burst:len=3,word=32,bits=10-14", "fp16", 7, None, 4 * 7 + 3),
+])
+def test_fault_at_enumerates_each_fault_exactly_once(spec, fmt, n, bit, expected):
+    model = parse_fault(spec)
+    width = {"fp32": 32, "fp16": 16, "int8": 8}[fmt]
+    stored = encode(np.linspace(-1, 1, n).astype(np.float32), fmt)
+    N = models.population_size(model, n, fmt, bit)
+    assert N == expected
+    seen = set()
+    for i in range(int(N)):
+        c = models.fault_at(model, stored, i, bit=bit)
+        key = (tuple(c.index.tolist()), tuple(c.new_bits.tolist())) if model.kind.startswith("stuck") \
+            else tuple(_flipped_stream_bits(c, width))
+        seen.add(key)
+        if bit is not None:
+            assert c.bit == bit
+    assert len(seen) == N  # distinct faults
+    # every random draw is one of the enumerated faults
+    rng = _rng(41)
+    for _ in range(200):
+        c = models.draw(model, stored, rng, bit=bit)
+        key = (tuple(c.index.tolist()), tuple(c.new_bits.tolist())) if model.kind.startswith("stuck") \
+            else tuple(_flipped_stream_bits(c, width))
+        assert key in seen
+    with pytest.raises(FaultModelError, match="outside a population"):
+        models.fault_at(model, stored, int(N), bit=bit)
+
+
+def test_stuck_at_activation_share_is_the_share_of_bits_with_the_other_value():
+    # 1.0f = 0x3F800000 has bits 23..29 set: stuck-at-1 activates on the other 25 of 32 bits
+    stored = encode(np.ones(3, dtype=np.float32), "fp32")
+    for kind, ones in [("stuck1", 32 - 7), ("stuck0", 7)]:
+        model = FaultModel(kind)
+        faults = [models.fault_at(model, stored, i) for i in range(int(models.population_size(model, 3, "fp32")))]
+        assert sum(c.activated for c in faults) == 3 * ones
+        assert all(c.activated != c.masked for c in faults)
+
+
+def test_kbit_parse_and_errors():
+    m = parse_fault("kbit:k=4,scope=word,word=32")
+    assert (m.kind, m.k, m.scope, m.word_bits) == ("kbit", 4, "word", 32)
+    assert parse_fault(m.describe()) == m and parse_fault("kbit").k == 2 and parse_fault("kbit").scope == "element"
+    for bad, msg in [("kbit:k=0", "k must be"), ("kbit:k=3,bits=1+2", "exceeds"), ("kbit:scope=row", "scope must"),
+                     ("sbf:scope=word", "no scope"), ("kbit:k=40,scope=word,word=32", "k <= word")]:
+        with pytest.raises(FaultModelError, match=msg):
+            parse_fault(bad)
+    with pytest.raises(FaultModelError, match="exceeds the 8 bits"):
+        models.draw(parse_fault("kbit:k=9"), encode(np.ones(4, dtype=np.float32), "int8"), _rng())

@@ -86,8 +86,15 @@ def test_defaults_match_onnxruntime(opset):
 def test_explicit_attribute_overrides_the_default():
     program = lower_model(_defaults_model(13, leaky_alpha=0.2))
     assert _ir_attrs(program, "leaky_relu") == {"alpha": float(np.float32(0.2))}
+    # writing the documented default explicitly gives the value an omitted attribute gets
     written = lower_model(_defaults_model(13, leaky_alpha=0.01))
-    assert _ir_attrs(written, "leaky_relu") == _ir_attrs(lower_model(_defaults_model(13)), "leaky_relu")
+    assert _ir_attrs(written, "leaky_relu") == {"alpha": float(np.float32(0.01))}
+    x = _feed()["x"]
+    g = x @ written.parameter_values["fc.weight"] + written.parameter_values["fc.bias"]
+    y = executor.run(written, _feed()).outputs["y"]
+    np.testing.assert_allclose(y, np.where(g > 0, g, np.float32(0.01) * g), rtol=1e-5, atol=1e-6)
+    y2 = executor.run(lower_model(_defaults_model(13, leaky_alpha=0.2)), _feed()).outputs["y"]
+    np.testing.assert_allclose(y2, np.where(g > 0, g, np.float32(0.2) * g), rtol=1e-5, atol=1e-6)
 
 
 def test_schema_defaults_by_opset_and_domain():

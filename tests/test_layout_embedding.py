@@ -19,11 +19,11 @@ from accelsim.kernels.embedding import embedding_bag_reference, embedding_bag_va
 
 F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
 BIG = np.iinfo(np.int64).max
-RNG = np.random.default_rng(0)
+RNG = np.random.default_rng(0)  # the module-level cases below, drawn at import in a fixed order
 
 
-def _x(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
+def _x(*shape: int, rng: np.random.Generator = RNG) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
 
 
 def _i(values) -> np.ndarray:
@@ -134,22 +134,25 @@ def test_op_matches_onnxruntime(case: str) -> None:
 
 def test_constant_shape_arithmetic_folds() -> None:
     """Shape of a parameter and arithmetic on constants fold: only the real work is left."""
-    w = _x(5, 4)
+    rng = np.random.default_rng(1)
+    w, x = _x(5, 4, rng=rng), _x(20, rng=rng)
     nodes = [N("Shape", ["w"], ["s"]), N("Gather", ["s", "zero"], ["rows"]), N("Unsqueeze", ["rows", "ax"], ["r1"]),
              N("Concat", ["r1", "minus"], ["target"], axis=0), N("Reshape", ["x", "target"], ["y"]),
              N("Constant", [], ["c"], value_ints=[2, 10]), N("Reshape", ["y", "c"], ["z"])]
     inits = {"w": w, "zero": _i(0), "ax": _i([0]), "minus": _i([-1])}
-    model = build(nodes, {"x": _x(20)}, {"z": F}, inits)
-    _, _, program = run_both(model, {"x": _x(20)})
+    model = build(nodes, {"x": x}, {"z": F}, inits)
+    (z,), _, program = run_both(model, {"x": x})
+    np.testing.assert_array_equal(z, x.reshape(2, 10))  # [20] -> [5, -1] -> [2, 10]: the values in order
     assert [inst.op for inst in program.instructions] == ["reshape", "reshape"]
     assert not program.parameters  # the weight is only read for its shape
 
 
 def test_parameter_gather_is_an_embedding() -> None:
-    table = _x(11, 4)
+    table = _x(11, 4, rng=np.random.default_rng(2))
     nodes = [N("Gather", ["emb.3.weight", "ids"], ["rows"], axis=0), N("ReduceSum", ["rows", "ax"], ["y"], keepdims=0)]
     model = build(nodes, {"ids": _i([[1, 2, 10], [0, -1, 3]])}, {"y": F}, {"emb.3.weight": table, "ax": _i([1])})
-    _, _, program = run_both(model, {"ids": _i([[1, 2, 10], [0, -1, 3]])})
+    (y,), _, program = run_both(model, {"ids": _i([[1, 2, 10], [0, -1, 3]])})
+    np.testing.assert_allclose(y, [table[[1, 2, 10]].sum(0), table[[0, 10, 3]].sum(0)], rtol=1e-6)  # -1: last row
     (param,) = program.parameters.values()
     assert (param.role, param.channel_axis, param.component) == ("embedding", 0, "embedding.table3")
 
@@ -159,7 +162,7 @@ def _inst(op: str, **attrs) -> Instruction:
 
 
 def test_layout_results_are_views() -> None:
-    x = _x(2, 3, 4)
+    x = _x(2, 3, 4, rng=np.random.default_rng(3))
     views = {
         "identity": KERNELS["identity"](_inst("identity"), [x])[0],
         "reshape": KERNELS["reshape"](_inst("reshape", allowzero=0), [x, _i([6, -1])])[0],
@@ -201,12 +204,15 @@ def test_embedding_bag_fast_vs_twin_vs_torch(mode: str, seed: int) -> None:
 
 def test_embedding_bag_weights_negative_indices_and_empties() -> None:
     import torch
-    table = _x(20, 3)
+    rng = np.random.default_rng(4)
+    table = _x(20, 3, rng=rng)
     idx, off = _bags(20, 7, 5)
-    w = _x(len(idx))
+    w = _x(len(idx), rng=rng)
     ref = torch.nn.functional.embedding_bag(torch.from_numpy(idx), torch.from_numpy(table), torch.from_numpy(off),
                                             mode="sum", per_sample_weights=torch.from_numpy(w)).numpy()
     np.testing.assert_allclose(embedding_bag_values(table, idx, off, w), ref, rtol=1e-6, atol=1e-6)
+    # negative ids count from the end (ONNX Gather): idx - 20 names the same rows as idx
+    np.testing.assert_allclose(embedding_bag_values(table, idx - 20, off, w), ref, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(embedding_bag_values(table, idx - 20, off, w), embedding_bag_reference(table, idx, off, w))
     out = embedding_bag_values(table, _i([1, 2]), _i([0, 0, 2, 2]), mode="max", empty_value=-np.inf)
     assert np.all(out[[0, 2, 3]] == -np.inf) and np.array_equal(out[1], np.max(table[[1, 2]], axis=0))
@@ -226,7 +232,7 @@ def test_embedding_bag_weights_negative_indices_and_empties() -> None:
     (dict(weights=np.ones(3, np.float32)), "per_sample_weights shape"),
 ])
 def test_embedding_bag_rejects_bad_input(bad: dict, message: str) -> None:
-    args = dict(table=_x(20, 3), indices=_i([0, 1]), offsets=_i([0, 1]), weights=None)
+    args = dict(table=_x(20, 3, rng=np.random.default_rng(6)), indices=_i([0, 1]), offsets=_i([0, 1]), weights=None)
     args.update(bad)
     for fn in (embedding_bag_values, embedding_bag_reference):
         with pytest.raises(ValueError, match=message):

@@ -55,6 +55,7 @@ latency_cycles = 4
 weight_bytes = 1
 activation_bytes = 1
 accumulator_bytes = 4
+scale_bytes = 0  # the hand-computed rows below have no int8 scales (see test_scales_by_hand)
 """
 
 
@@ -210,3 +211,53 @@ def test_tiling_splits_k_and_reloads_weights(hw_path):
     for row in hbm:
         covered[res.elements(row).reshape(-1)] += 1
     assert covered.min() == 1 and covered.max() == 1
+
+
+def test_scales_by_hand(hw_path):
+    """int8 weights with stored scales: y[6,5] = x[6,8] @ w[8,5], w per-column scales (axis 1).
+
+    HBM: w at [0, 40) (48 with padding), then w#scale = 5 fp32 = 20 B at [48, 68). The weight
+    load carries tile + scales: 40 + 20 = 60 B -> 64 B -> 10 + 4 = 14 cycles [0, 14), so the input
+    load is [14, 27) and compute starts at 27 (one cycle later than without scales). The scales
+    sit in the weight slot right after the tile, bytes [40, 60), are written in cycle 13 and read
+    when the (only) output tile is finished, in the last compute cycle 27 + 64 − 1 = 90.
+    """
+    w = np.arange(40, dtype=np.float32).reshape(8, 5)
+    inst = Instruction("matmul", "mm", ("x", "w"), ("y",))
+    prog = Program((TensorSpec("x", "float32", (6, 8)),), (TensorSpec("y", "float32", (6, 5)),),
+                   {"w": Parameter("w", (8, 5), "fc", channel_axis=1)}, {"w": w}, {}, (inst,))
+    s = simulate(prog, {"x": (6, 8), "y": (6, 5)}, _hw(hw_path, "precision.scale_bytes=4"))
+    assert s.hbm.parameter_names == ("w", "w#scale")
+    assert s.hbm.base_bytes.tolist() == [0, 48] and s.hbm.size_bytes.tolist() == [40, 20]
+    assert s.hbm.element_bytes.tolist() == [1, 4] and s.hbm.region_bytes == 80
+    assert s.folds.start.tolist() == [27, 43, 59, 75] and s.total_cycles == 27 + 64 + 12
+    sram = _rows(s, "weight_sram")
+    scale = sram["param"].index(1)
+    assert {k: v[scale] for k, v in sram.items() if k in ("addr_lo", "addr_hi", "bits", "write_cycle", "first_read",
+                                                         "last_read", "read_count", "n0", "n1")} == {
+        "addr_lo": 40, "addr_hi": 60, "bits": 160, "write_cycle": 13, "first_read": 90, "last_read": 90,
+        "read_count": 1, "n0": 0, "n1": 5}
+    assert sram["ace_bit_cycles"][scale] == 5 * (90 - 13) * 32
+    hbm = _rows(s, "hbm")
+    at = hbm["param"].index(1)
+    assert (hbm["addr_lo"][at], hbm["addr_hi"][at], hbm["bits"][at], hbm["last_read"][at]) == (48, 68, 160, 0)
+    # read-weighted: all 6 output rows read each scale once, at the same cycle: no reduction
+    res = s.residency
+    assert res.ace_read_weighted[res.select("weight_sram")][scale] == pytest.approx(5 * 77 * 32)
+
+
+def test_decode_latency_by_hand(hw_path):
+    """ECC decode latency: HBM +5 cycles per parameter transfer delays the weight load (13 -> 18
+    cycles, so the input load runs [18, 31) and compute starts at 31); weight SRAM +3 cycles
+    delays every step's first fold (26 -> 29). Both add to the op's compute cycles."""
+    prog, shapes = _gemm_program()
+    base = simulate(prog, shapes, _hw(hw_path))
+    hbm = simulate(prog, shapes, _hw(hw_path), decode_cycles={"hbm": 5})
+    sram = simulate(prog, shapes, _hw(hw_path), decode_cycles={"weight_sram": 3})
+    assert hbm.folds.start.tolist() == [s + 5 for s in base.folds.start.tolist()]
+    assert hbm.total_cycles == base.total_cycles + 5
+    assert sram.folds.start.tolist() == [s + 3 for s in base.folds.start.tolist()]
+    assert sram.ops["compute_cycles"][0] == base.ops["compute_cycles"][0] + 3
+    assert sram.total_cycles == base.total_cycles + 3 == int(sram.ops["cycles"].sum())
+    with pytest.raises(ScheduleError, match="decode latency pe=1"):
+        simulate(prog, shapes, _hw(hw_path), decode_cycles={"pe": 1})

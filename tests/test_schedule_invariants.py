@@ -10,6 +10,7 @@ from accelsim.schedule import STRUCTURES, simulate
 from accelsim.schedule.dataflow import mac_cycle, sram_read_cycle
 from accelsim.schedule.replay import replay
 from accelsim.schedule.workload import GatherWork, GemmWork
+from accelsim.storage import scale_count, scale_name
 from schedule_programs import attention, convnet, dlrm_like, mlp, shapes_of
 
 PROGRAMS = {"mlp": mlp, "convnet": convnet, "attention": attention, "dlrm_like": dlrm_like}
@@ -66,11 +67,16 @@ def test_occupancy_never_exceeds_capacity(case):
 
 
 def test_every_used_parameter_byte_is_read_from_hbm(case):
+    """Every element of every parameter (and, for int8, every scale of it) is transferred; an
+    embedding table's rows (and row scales) exactly when looked up."""
     prog, cache, s = case
-    res = s.residency
-    seen = {name: np.zeros(p.size, dtype=bool) for name, p in prog.parameters.items()}
+    res, layout = s.residency, s.hbm
+    counts = layout.size_bytes // layout.element_bytes
+    seen = {name: np.zeros(int(n), dtype=bool) for name, n in zip(layout.parameter_names, counts)}
     for row in res.select("hbm"):
         seen[res.parameter_names[res["param"][row]]][res.elements(row).reshape(-1)] = True
+    stores = s.hw.precision.stores_scales
+    assert set(seen) == set(prog.parameters) | ({scale_name(n) for n in prog.parameters} if stores else set())
     for name, param in prog.parameters.items():
         if param.role == "embedding":
             used = np.zeros(param.shape[0], dtype=bool)
@@ -79,8 +85,13 @@ def test_every_used_parameter_byte_is_read_from_hbm(case):
                     used[np.asarray(cache[inst.inputs[1]]).reshape(-1)] = True
             assert np.array_equal(seen[name].reshape(param.shape).any(axis=1), used), name
             assert np.array_equal(seen[name].reshape(param.shape).all(axis=1), used), name
+            if stores:  # one scale per row (channel axis 0), or one for the table
+                expect = used if scale_count(param.shape, param.channel_axis) > 1 else np.array([used.any()])
+                assert np.array_equal(seen[scale_name(name)], expect), name
         else:
             assert seen[name].all(), name
+            if stores:
+                assert seen[scale_name(name)].all(), name
 
 
 def test_segments_and_hbm_layout_agree_with_residency(case):
@@ -104,8 +115,11 @@ def test_segments_and_hbm_layout_agree_with_residency(case):
         work = s.works[seg.op[i]]
         assert isinstance(work, GatherWork) and work.rows[seg.lookup[i]] == seg.k0[i]
     layout, burst = s.hbm, hw.hbm.burst_bytes
-    assert layout.parameter_names == tuple(prog.parameters) == res.parameter_names
-    sizes = [prog.parameters[name].size * hw.precision.weight_bytes for name in layout.parameter_names]
+    scales = [scale_name(n) for n in prog.parameters] if hw.precision.stores_scales else []
+    assert layout.parameter_names == tuple(prog.parameters) + tuple(scales) == res.parameter_names
+    sizes = [p.size * hw.precision.weight_bytes for p in prog.parameters.values()]
+    sizes += [scale_count(p.shape, p.channel_axis) * hw.precision.scale_bytes for p in prog.parameters.values()
+              if scales]
     assert layout.size_bytes.tolist() == sizes and np.all(layout.base_bytes % burst == 0)
     ends = layout.base_bytes + layout.size_bytes
     assert layout.base_bytes[0] == 0 and np.all(ends[:-1] <= layout.base_bytes[1:])
@@ -169,7 +183,7 @@ def test_ace_and_read_windows_match_mac_level_enumeration(case):
                         first[int(hit[0])] = min(first.get(int(hit[0]), 1 << 62), t)
     for row in sram_rows[np.isin(c["op"][sram_rows], weight_ops) & (c["view"][sram_rows] != -1)]:
         keys = [key for key in last if key[0] == row]
-        if not keys:  # bias copies are read by the vector epilogue, checked in the hand tests
+        if not keys:  # bias / scale copies are read by the vector epilogue, checked in the hand tests
             continue
         assert len(keys) == res.elements(row).size
         assert c["first_read"][row] == first[row]

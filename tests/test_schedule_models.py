@@ -63,7 +63,8 @@ def test_zoo_model_invariants(model, preset, model_paths):
     for structure in ("weight_sram", "embedding_sram", "pe"):
         _, live, dead = res.occupancy(structure, 301)
         assert np.all(live + dead <= res.capacity_bits[structure])
-    seen = {n: np.zeros(p.size, dtype=bool) for n, p in program.parameters.items()}
+    counts = sched.hbm.size_bytes // sched.hbm.element_bytes  # parameters, then int8 scales if stored
+    seen = {n: np.zeros(int(k), dtype=bool) for n, k in zip(sched.hbm.parameter_names, counts)}
     for row in res.select("hbm"):
         seen[res.parameter_names[c["param"][row]]][res.elements(row).reshape(-1)] = True
     # expected: every element, except tables read only by lookups: exactly the looked-up rows
@@ -83,6 +84,9 @@ def test_zoo_model_invariants(model, preset, model_paths):
     for name, rows in expected.items():
         got = seen[name].reshape(len(rows), -1)
         assert np.array_equal(got.all(axis=1), rows) and np.array_equal(got.any(axis=1), rows), name
+        if sched.hw.precision.stores_scales:  # the scales of what was read (tables: of the rows read)
+            scales = seen[f"{name}#scale"]
+            assert scales.all() if rows.all() or scales.size == 1 else np.array_equal(scales, rows), name
     for name, y in replay(sched, program, cache).items():
         inst = next(i for i in program.instructions if i.name == name)
         np.testing.assert_allclose(y, cache[inst.outputs[0]], rtol=1e-4, atol=1e-4)

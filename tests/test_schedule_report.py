@@ -11,6 +11,7 @@ from accelsim import executor
 from accelsim.config import load_config
 from accelsim.schedule import ResidencyTable, simulate, write_report
 from accelsim.schedule.report import OP_COLUMNS, format_table, op_rows
+from report_checks import assert_png
 from schedule_programs import dlrm_like, gemm_add_c, shapes_of
 
 BUNDLED = Path(__file__).resolve().parents[1] / "accelsim" / "bundled"
@@ -42,20 +43,26 @@ def test_write_report(tmp_path):
     assert summary["total_cycles"] == s.total_cycles and summary["hardware"] == "edge_npu"
     assert [op["name"] for op in summary["ops"]] == ["bag0", "lookup1", "cat", "top", "scale"]
     assert summary["hardware_config"]["array"]["rows"] == 16
-    assert set(summary["ace_bit_cycles"]) == set(prog.parameters)
+    # edge_npu stores int8 weights with their fp32 scales: both have residency
+    assert set(summary["ace_bit_cycles"]) == set(prog.parameters) | {f"{n}#scale" for n in prog.parameters}
     assert paths["residency.csv"].read_text().count("\n") == len(s.residency) + 1
     folds = paths["folds.csv"].read_text().splitlines()
     assert folds[0] == "step,g,m0,m1,k0,k1,n0,n1,start_cycle,op" and len(folds) == len(s.folds) + 1
     first = dict(zip(folds[0].split(","), map(int, folds[1].split(","))))
     assert first["op"] == 3 and first["start_cycle"] == int(s.folds.start[0])  # "top" is work 3
     for name in ("ops_cycles.png", "occupancy.png"):
-        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert_png(paths[name])
     back = ResidencyTable.load_npz(paths["residency.npz"])
     assert back.parameter_names == s.residency.parameter_names and back.total_cycles == s.total_cycles
     assert all(np.array_equal(back[c], s.residency[c]) for c in s.residency.cols)
     assert back.capacity_bits == s.residency.capacity_bits and back.to_csv() == s.residency.to_csv()
-    text = format_table(s)
-    assert "bag0" in text and text.splitlines()[-1].startswith("total: ")
+    text = format_table(s).splitlines()
+    # one line per op with the numbers of ops.csv, then the totals (cycles at 0.8 GHz)
+    assert [line.split()[:5] for line in text[2:-1]] == \
+        [[r["name"], r["op"], r["cycles"], r["compute_cycles"], r["stall_cycles"]] for r in rows]
+    stalls = sum(int(r["stall_cycles"]) for r in rows)
+    assert text[-1].startswith(f"total: {s.total_cycles} cycles ({s.total_cycles / 0.8e9 * 1e3:.3f} ms at 0.8 GHz), "
+                               f"stalls {stalls}, ")
 
 
 def test_lenet_ops_are_named_after_their_instructions(tmp_path):

@@ -127,7 +127,7 @@ def _big_sram(rows, cols, dataflow):
     """SRAMs large enough that every layer is one tile (as in the SCALE-Sim runs); 1-byte words."""
     return load_config("hbm_datacenter", [
         f"array.rows={rows}", f"array.cols={cols}", f"array.dataflow={dataflow}",
-        "precision.weight_bytes=1", "precision.activation_bytes=1", "precision.accumulator_bytes=1"])
+        "precision.weight_bytes=1", "precision.activation_bytes=1", "precision.accumulator_bytes=1", "precision.scale_bytes=0"])
 
 
 @pytest.mark.parametrize("layer, rows, cols, dataflow, cycles, ifmap, filt, ofmap", EXPECTED)

@@ -20,6 +20,12 @@ QUICK_MODELS = ("lenet5", "dlrm", "dlrm_bag", "resnet18", "minilm_tweets", "tiny
 _built: dict[str, Path] = {}
 
 
+@pytest.fixture(autouse=True)
+def _seeded_torch():
+    """Every torch draw of a test (random initial weights, example tensors) from a fixed seed."""
+    torch.manual_seed(0)
+
+
 @pytest.fixture(scope="session")
 def zoo_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("zoo")
@@ -93,7 +99,8 @@ def test_lenet5_shape_and_count():
 
 def test_dlrm_interaction_is_reference_lower_triangle():
     model = dlrm.DLRM((5, 7), (13, 8, 16), (4, 1))
-    x, e0, e1 = torch.randn(2, 16), torch.randn(2, 16), torch.randn(2, 16)
+    generator = torch.Generator().manual_seed(5)
+    x, e0, e1 = (torch.randn(2, 16, generator=generator) for _ in range(3))
     out = model.interact(x, [e0, e1])
     expected = torch.stack([(e0 * x).sum(1), (e1 * x).sum(1), (e1 * e0).sum(1)], 1)  # (1,0) (2,0) (2,1)
     torch.testing.assert_close(out, torch.cat([x, expected], 1))

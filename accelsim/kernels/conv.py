@@ -6,7 +6,9 @@ the column matrix ``cols[N, G, C/G * prod(kernel), prod(out)]`` (one copy), and
 ``W[G, O/G, C/G * prod(kernel)] @ cols`` gives ``Y[N, G, O/G, prod(out)]`` directly in NCHW
 order — no transpose. A 1×1 kernel with unit strides and no padding skips im2col (the input
 already is the column matrix). The batch is processed in chunks so that the column matrix
-stays below ``_COLS_BUDGET_BYTES``.
+stays below ``_COLS_BUDGET_BYTES``; with several kernel threads (``accelsim.kernels.parallel``)
+the samples are split between them. Each sample is its own sgemm, so a sample's result does not
+depend on the batch, the chunking or the threads (row exact).
 
 fp32 in, fp32 accumulation (sgemm), fp32 out.
 
@@ -22,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from accelsim.ir import Instruction
-from accelsim.kernels import kernel
+from accelsim.kernels import kernel, parallel
 
 _COLS_BUDGET_BYTES = 64 << 20
 
@@ -158,18 +160,23 @@ def conv_forward(
     pointwise = all(k == 1 for k in kernel_shape) and all(s == 1 for s in strides) and not any(pads)
     y = np.empty((n, group, o // group, positions), dtype=np.float32)
     per_sample = c * int(np.prod(kernel_shape)) * positions * 4
-    chunk = max(1, min(n, _COLS_BUDGET_BYTES // max(per_sample, 1)))
-    for start in range(0, n, chunk):
-        part = x[start:start + chunk]
-        if pointwise:
-            cols = part.reshape(part.shape[0], c, positions)
-        else:
-            cols = _im2col(pad_spatial(part, pads), kernel_shape, strides, dilations, out_shape)
-        cols = cols.reshape(part.shape[0], group, rows, positions)
-        if group == 1:
-            np.matmul(w_groups[0], cols[:, 0], out=y[start:start + chunk, 0])
-        else:
-            np.matmul(w_groups, cols, out=y[start:start + chunk])
+    chunk = max(1, min(n, _COLS_BUDGET_BYTES // max(per_sample * parallel.threads(), 1)))
+
+    def samples(lo: int, hi: int) -> None:  # one sgemm per sample: exact whatever the split
+        for start in range(lo, hi, chunk):
+            stop = min(hi, start + chunk)
+            part = x[start:stop]
+            if pointwise:
+                cols = part.reshape(part.shape[0], c, positions)
+            else:
+                cols = _im2col(pad_spatial(part, pads), kernel_shape, strides, dilations, out_shape)
+            cols = cols.reshape(part.shape[0], group, rows, positions)
+            if group == 1:
+                np.matmul(w_groups[0], cols[:, 0], out=y[start:stop, 0])
+            else:
+                np.matmul(w_groups, cols, out=y[start:stop])
+
+    parallel.split(samples, n, 2.0 * n * o * rows * positions)
     y = y.reshape(n, o, *out_shape)
     if b is not None:
         y += np.asarray(b, dtype=np.float32).reshape((o,) + (1,) * rank)

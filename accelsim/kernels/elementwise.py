@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from accelsim.ir import Instruction
-from accelsim.kernels import kernel
+from accelsim.kernels import kernel, parallel
 
 _erf64: Callable[[np.ndarray], np.ndarray] | None = None
 
@@ -65,13 +65,57 @@ def _softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(_f(x, 0.0), x)
 
 
-def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
+def gelu_reference(x: np.ndarray, approximate: str) -> np.ndarray:
+    """Readable twin of :func:`gelu`: float64 numpy math, rounded once to x's dtype."""
     v = np.asarray(x, dtype=np.float64)
-    if approximate == "tanh":
-        y = 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3)))
-    else:
-        y = 0.5 * v * (1.0 + erf(v / math.sqrt(2.0)))
+    with np.errstate(invalid="ignore", over="ignore"):  # ±inf·0 = NaN, as the fused loop gives
+        if approximate == "tanh":
+            y = 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3)))
+        else:
+            y = 0.5 * v * (1.0 + erf(v / math.sqrt(2.0)))
     return y.astype(x.dtype, copy=False)
+
+
+_gelu_erf_fast = None
+
+
+def _gelu_kernel():
+    """The fused GELU loop (compiled once): per element ``0.5·v·(1 + erf(v / √2))`` in float64,
+    the same operations in the same order as :func:`gelu_reference`, one pass, no temporaries."""
+    global _gelu_erf_fast
+    if _gelu_erf_fast is None:
+        import numba
+
+        def loop(x, out):  # pragma: no cover - compiled
+            root2 = math.sqrt(2.0)
+            for i in range(x.size):
+                v = np.float64(x[i])
+                out[i] = 0.5 * v * (1.0 + math.erf(v / root2))
+
+        try:
+            _gelu_erf_fast = numba.njit(cache=True, nogil=True)(loop)
+        except RuntimeError:  # no writable cache location
+            _gelu_erf_fast = numba.njit(nogil=True)(loop)
+    return _gelu_erf_fast
+
+
+def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """GELU of a float array (exact erf form in one fused compiled pass for fp32; other dtypes
+    and the tanh form via :func:`gelu_reference`). Bit-identical to the reference."""
+    x = np.asarray(x)
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: unknown approximation {approximate!r}")
+    if approximate != "none" or x.dtype != np.float32:
+        return gelu_reference(x, approximate)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty(flat.size, dtype=np.float32)
+    loop = _gelu_kernel()
+
+    def part(lo: int, hi: int) -> None:
+        loop(flat[lo:hi], out[lo:hi])
+
+    parallel.split(part, flat.size, 20.0 * flat.size)
+    return out.reshape(x.shape)
 
 
 _UNARY: dict[str, Callable[[np.ndarray, Instruction], np.ndarray]] = {
@@ -121,7 +165,7 @@ _UNARY: dict[str, Callable[[np.ndarray, Instruction], np.ndarray]] = {
     "shrink": lambda x, i: np.where(
         x < -_f(x, i.attrs["lambd"]), x + _f(x, i.attrs["bias"]),
         np.where(x > _f(x, i.attrs["lambd"]), x - _f(x, i.attrs["bias"]), x.dtype.type(0))),
-    "gelu": lambda x, i: _gelu(x, i.attrs["approximate"]),
+    "gelu": lambda x, i: gelu(x, i.attrs["approximate"]),
     "isinf": lambda x, i: (np.isposinf(x) & bool(i.attrs["detect_positive"]))
     | (np.isneginf(x) & bool(i.attrs["detect_negative"])),
 }
@@ -188,12 +232,41 @@ _BINARY: dict[str, Callable[[np.ndarray, np.ndarray, Instruction], np.ndarray]] 
 _COMPARE = {"equal", "less", "less_or_equal", "greater", "greater_or_equal", "and", "or", "xor"}
 
 
+_SPLIT_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+
+
+def _split_binary(inst: Instruction, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """Large float add/sub/mul/div split over the output's leading axis on the kernel threads
+    (elementwise: every element is the same operation whatever the split), else None."""
+    if parallel.threads() <= 1 or inst.op not in _SPLIT_BINARY or a.dtype != b.dtype or a.dtype.kind != "f":
+        return None
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    if len(shape) < 2 or shape[0] < 2 or int(np.prod(shape)) < 1 << 18:
+        return None
+    lead = [x for x in (a, b) if x.ndim == len(shape) and x.shape[0] == shape[0]]
+    if not lead:
+        return None
+    out = np.empty(shape, dtype=a.dtype)
+    fn = _SPLIT_BINARY[inst.op]
+
+    def rows(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        return x[lo:hi] if x.ndim == len(shape) and x.shape[0] == shape[0] else x
+
+    def part(lo: int, hi: int) -> None:
+        fn(rows(a, lo, hi), rows(b, lo, hi), out=out[lo:hi])
+
+    parallel.split(part, shape[0], 10.0 * out.size)
+    return out
+
+
 @kernel(*_BINARY)
 def binary(inst: Instruction, args: Sequence[np.ndarray | None]) -> tuple[np.ndarray, ...]:
     """Y = f(A, B) with numpy (ONNX multidirectional) broadcasting."""
     a, b = np.asarray(args[0]), np.asarray(args[1])
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        y = np.asarray(_BINARY[inst.op](a, b, inst))
+        y = _split_binary(inst, a, b)
+        if y is None:
+            y = np.asarray(_BINARY[inst.op](a, b, inst))
     if inst.op not in _COMPARE and y.dtype != a.dtype:
         y = y.astype(a.dtype)
     return (y,)

@@ -27,11 +27,25 @@ from typing import Sequence
 import numpy as np
 
 from accelsim.ir import Instruction
-from accelsim.kernels import kernel
+from accelsim.kernels import kernel, parallel
 
 
 def _norm_axes(ndim: int, axis: int) -> tuple[int, ...]:
     return tuple(range(axis % ndim if ndim else 0, ndim))
+
+
+def _by_rows(inst: Instruction, x: np.ndarray, core) -> np.ndarray:
+    """``core(x)`` computed over independent leading-axis slices on the kernel threads
+    (``accelsim.kernels.parallel``): each row's result is the one ``core`` gives it alone."""
+    if parallel.threads() <= 1 or x.ndim < 2 or x.shape[0] < 2:
+        return core(x)
+    out = np.empty(x.shape, dtype=x.dtype)
+
+    def part(lo: int, hi: int) -> None:
+        out[lo:hi] = core(x[lo:hi])
+
+    parallel.split(part, x.shape[0], 10.0 * x.size)
+    return out
 
 
 @kernel("layer_norm")
@@ -40,6 +54,13 @@ def layer_norm(inst: Instruction, args: Sequence[np.ndarray | None]) -> tuple[np
     x, scale, bias = (list(args) + [None, None])[:3]
     x32 = np.asarray(x, dtype=np.float32)
     axes = _norm_axes(x32.ndim, inst.attrs["axis"])
+    if len(inst.outputs) <= 1 and axes and axes[0] > 0 and x.dtype == np.float32:
+        return (_by_rows(inst, x32, lambda part: _layer_norm_core(part, axes, scale, bias, inst, x.dtype)[0]),)
+    return _layer_norm_core(x32, axes, scale, bias, inst, x.dtype)[: max(1, len(inst.outputs))]
+
+
+def _layer_norm_core(x32, axes, scale, bias, inst, dtype):
+    """(Y, mean, inv_std) of a fp32 X normalised over ``axes``; Y in ``dtype``."""
     mean = np.mean(x32, axis=axes, keepdims=True, dtype=np.float32)
     centered = x32 - mean
     var = np.mean(np.square(centered), axis=axes, keepdims=True, dtype=np.float32)
@@ -47,8 +68,8 @@ def layer_norm(inst: Instruction, args: Sequence[np.ndarray | None]) -> tuple[np
     y = centered * inv_std * scale
     if bias is not None:
         y = y + bias
-    y = y.astype(x.dtype, copy=False)
-    return (y, mean, inv_std)[: max(1, len(inst.outputs))]
+    y = y.astype(dtype, copy=False)
+    return (y, mean, inv_std)
 
 
 @kernel("rms_norm")
@@ -115,12 +136,18 @@ def softmax(inst: Instruction, args: Sequence[np.ndarray | None]) -> tuple[np.nd
     axes = tuple(a % x.ndim for a in inst.attrs["axes"]) if x.ndim else ()
     if inst.op == "hardmax":
         return (_hardmax(x, axes),)
+    if axes and min(axes) > 0:
+        return (_by_rows(inst, np.asarray(x), lambda part: _softmax_core(inst, part, axes)),)
+    return (_softmax_core(inst, x, axes),)
+
+
+def _softmax_core(inst: Instruction, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     shifted = x - np.max(x, axis=axes, keepdims=True)
     e = np.exp(shifted)
     total = np.sum(e, axis=axes, keepdims=True, dtype=np.float32)
     if inst.op == "softmax":
-        return ((e / total).astype(x.dtype, copy=False),)
-    return ((shifted - np.log(total)).astype(x.dtype, copy=False),)
+        return (e / total).astype(x.dtype, copy=False)
+    return (shifted - np.log(total)).astype(x.dtype, copy=False)
 
 
 def _hardmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:

@@ -21,7 +21,9 @@ from accelsim.schedule import _kernels
 from accelsim.schedule.dataflow import CONVENTIONS, DATAFLOW_CODES
 from accelsim.schedule.hbm import HbmLayout, burst_bytes, hbm_layout, transfer_cycles
 from accelsim.schedule.residency import ResidencyTable
+from accelsim.schedule.placement import ProtectedBank
 from accelsim.schedule.residency_build import build_residency
+from accelsim.schedule.scales import columns_of, with_scales
 from accelsim.schedule.table import Table
 from accelsim.schedule.tiling import KIND_GATHER, KIND_GEMM, WEIGHT_SRAM, build_steps
 from accelsim.schedule.workload import GatherWork, GemmWork, ScheduleError, WeightView, extract_workload
@@ -29,7 +31,6 @@ from accelsim.schedule.workload import GatherWork, GemmWork, ScheduleError, Weig
 __all__ = ["Schedule", "simulate", "HbmLayout", "burst_bytes", "transfer_cycles",
            "FOLD_TABLE_COLUMNS", "SEGMENT_TIMING_COLUMNS"]
 
-KIND_NAMES = ("gemm", "vector", "gather")
 TRAFFIC_KEYS = ("hbm", "weight_sram", "input_sram", "output_sram", "embedding_sram")
 FOLD_TABLE_COLUMNS = _kernels.FOLD_COLUMNS + ("work",)
 SEGMENT_TIMING_COLUMNS = ("param", "load_start", "load_end", "slot")
@@ -101,7 +102,8 @@ class Schedule:
 
 def simulate(program: Program, shapes: Mapping[str, tuple], hw: HardwareConfig, *,
              index_values: Mapping[str, np.ndarray] | None = None,
-             convention: str = "accelsim", python: bool = False) -> Schedule:
+             convention: str = "accelsim", python: bool = False,
+             bank: ProtectedBank | None = None, decode_cycles: Mapping[str, int] | None = None) -> Schedule:
     """Schedule ``program`` on ``hw``.
 
     Args:
@@ -112,13 +114,25 @@ def simulate(program: Program, shapes: Mapping[str, tuple], hw: HardwareConfig, 
             cache works as is.
         convention: "accelsim" or "scalesim" (``workload.extract_workload``, ``Schedule``).
         python: use the pure-Python twins of the Numba kernels (slow; for tests).
+        bank: chosen parameters placed in a protected weight-SRAM bank / HBM region
+            (``placement.ProtectedBank``); their residency and everyone's tiling change.
+        decode_cycles: ECC decode latency per read, by structure (``hbm``: added to every
+            parameter transfer; ``weight_sram`` / ``embedding_sram``: the pipeline of every step
+            reading it starts that many cycles later).
     Raises:
         ScheduleError: one line naming the op, buffer and sizes when something cannot fit.
     """
     if convention not in CONVENTIONS:
         raise ScheduleError(f"unknown convention {convention!r}; choose accelsim or scalesim")
     works = extract_workload(program, shapes, index_values or {}, convention)
-    layout = hbm_layout(program, hw)
+    if hw.precision.stores_scales:
+        works = with_scales(program, works)
+    if bank is not None:
+        bank.check(hw)
+        unknown = sorted(set(bank.params) - set(program.parameters))
+        if unknown:
+            raise ScheduleError(f"protected bank: unknown parameter {unknown[0]!r}")
+    layout = hbm_layout(program, hw, first=bank.params if bank is not None and bank.hbm else ())
     pid = {name: i for i, name in enumerate(layout.parameter_names)}
     view_rows: dict[tuple, int] = {}
 
@@ -126,27 +140,30 @@ def simulate(program: Program, shapes: Mapping[str, tuple], hw: HardwareConfig, 
         key = (pid[view.param], view.base, view.sg, view.sk, view.sn)
         return view_rows.setdefault(key, len(view_rows))
 
-    steps, segs, tiles = build_steps(works, hw, view_id)
+    steps, segs, tiles = build_steps(works, hw, view_id, bank)
     views = np.array(list(view_rows) or np.zeros((0, 5)), dtype=np.int64).reshape(-1, 5)
     count = len(steps)
     w_use = np.zeros(count + 1, dtype=np.int64)
     wsel = np.flatnonzero(segs.structure == WEIGHT_SRAM)
     np.add.at(w_use, segs.read_first_step[wsel], 1)
     np.add.at(w_use, segs.read_last_step[wsel] + 1, -1)
-    cycles = {"w": transfer_cycles(steps.w_bytes, hw), "a": transfer_cycles(steps.a_bytes, hw),
-              "e": transfer_cycles(steps.e_bytes, hw), "wb": transfer_cycles(steps.wb_bytes, hw),
-              "compute": steps.compute}
     flags = {"out_first": steps.out_first, "out_last": steps.out_last, "barrier": steps.barrier,
              "w_use": (np.cumsum(w_use)[:count] > 0).astype(np.int64),
              "a_use": (steps.kind != KIND_GATHER).astype(np.int64),
              "e_use": (steps.e_bytes > 0).astype(np.int64)}
+    decode = _decode_latency(decode_cycles or {})
+    lead = decode["weight_sram"] * flags["w_use"] + decode["embedding_sram"] * flags["e_use"]
+    cycles = {"w": transfer_cycles(steps.w_bytes, hw) + decode["hbm"] * (steps.w_bytes > 0),
+              "a": transfer_cycles(steps.a_bytes, hw),
+              "e": transfer_cycles(steps.e_bytes, hw) + decode["hbm"] * (steps.e_bytes > 0),
+              "wb": transfer_cycles(steps.wb_bytes, hw), "compute": steps.compute + lead}
     slots = (hw.weight_sram.slots, hw.input_sram.slots, hw.embedding_sram.slots, hw.output_sram.slots)
     times = Table.from_array(_kernels.timeline(cycles, flags, slots, python=python),
                              _kernels.TIMELINE_COLUMNS)
     total = int(max(times.c_end.max(initial=0), times.wb_end.max(initial=0)))
     gsel = np.flatnonzero(steps.kind == KIND_GEMM)
     fold_in = {k: steps.cols[k][gsel] for k in ("g", "m0", "m1", "k0", "k1", "n0", "n1", "fold_len")}
-    fold_in.update(step=gsel, start=times.c_start[gsel])
+    fold_in.update(step=gsel, start=times.c_start[gsel] + lead[gsel])
     folds = Table.from_array(
         _kernels.expand_folds(fold_in, steps.folds[gsel], hw.array.rows, hw.array.cols,
                               DATAFLOW_CODES[hw.array.dataflow], python=python),
@@ -154,10 +171,30 @@ def simulate(program: Program, shapes: Mapping[str, tuple], hw: HardwareConfig, 
     folds = folds.with_columns(work=steps.work[folds.step])
     segments = _time_segments(segs, times, views)
     with_weight = np.array([isinstance(w, GemmWork) and w.weight is not None for w in works] + [False])
-    residency = build_residency(steps, segments, times, folds, views, hw, layout, total, with_weight)
-    ops, traffic = _aggregate(works, steps, times, folds, tiles, hw, convention, total)
+    dense_reads = np.zeros(len(layout.parameter_names))
+    for w in works:
+        if isinstance(w, GemmWork):
+            for view in (w.weight, w.bias):
+                if view is not None:
+                    dense_reads[pid[view.param]] += w.m
+            for view in (w.weight_scale, w.bias_scale):  # rows × columns sharing one scale element
+                if view is not None:
+                    dense_reads[pid[view.param]] += w.m * (1 if columns_of(view) else w.groups * w.n)
+    residency = build_residency(steps, segments, times, folds, views, hw, layout, total, with_weight,
+                                np.maximum(dense_reads, 1.0), bank)
+    ops, traffic = _aggregate(works, steps, times, folds, tiles, hw, convention, total, cycles["compute"])
     return Schedule(hw, convention, tuple(works), ops, total, traffic, residency, folds, steps,
                     times, tuple(tiles), segments, layout)
+
+
+def _decode_latency(decode_cycles: Mapping[str, int]) -> dict[str, int]:
+    """Decode latency per structure (cycles >= 0; unknown structures refused)."""
+    out = {"hbm": 0, "weight_sram": 0, "embedding_sram": 0}
+    for key, value in decode_cycles.items():
+        if key not in out or int(value) < 0:
+            raise ScheduleError(f"decode latency {key}={value}: structures {', '.join(out)}, cycles >= 0")
+        out[key] = int(value)
+    return out
 
 
 def _time_segments(segs: Table, times: Table, views: np.ndarray) -> Table:
@@ -173,7 +210,7 @@ def _time_segments(segs: Table, times: Table, views: np.ndarray) -> Table:
         slot=np.where(is_w, times.w_slot[step], times.e_slot[step]))
 
 
-def _aggregate(works, steps: Table, times: Table, folds: Table, tiles, hw, convention, total):
+def _aggregate(works, steps: Table, times: Table, folds: Table, tiles, hw, convention, total, compute):
     """Per-op table and program traffic (byte counts per structure)."""
     n_ops = len(works)
     rows_, cols_ = hw.array.rows, hw.array.cols
@@ -186,7 +223,7 @@ def _aggregate(works, steps: Table, times: Table, folds: Table, tiles, hw, conve
         return np.bincount(work, weights=values, minlength=n_ops).astype(np.int64)
 
     ops: dict[str, np.ndarray] = {}
-    ops["compute_cycles"] = per_op(steps.compute)
+    ops["compute_cycles"] = per_op(compute)  # decode latency (if any) counts as compute
     ops["stall_cycles"] = per_op(stall)
     if n_ops:
         ops["stall_cycles"][-1] += total - int(times.c_end[-1])

@@ -54,7 +54,6 @@ def replay(schedule: Schedule, program: Program, cache: Mapping[str, np.ndarray]
     """
     res = schedule.residency
     c = res.cols
-    hw = schedule.hw
     pe, sram, hbm = (STRUCTURES.index(s) for s in ("pe", "weight_sram", "hbm"))
     results: dict[str, np.ndarray] = {}
     folds = schedule.folds

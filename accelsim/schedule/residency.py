@@ -56,6 +56,7 @@ class ResidencyTable:
     views: np.ndarray  # int64 [V, 5]: param, base, sg, sk, sn
     capacity_bits: dict[str, int]
     total_cycles: int
+    ace_read_weighted: np.ndarray | None = None  # float64 [rows] bit-cycles (accelsim.schedule.reach)
 
     def __len__(self) -> int:
         return len(self.cols["param"])
@@ -92,7 +93,8 @@ class ResidencyTable:
             parameter_names=np.asarray(self.parameter_names, dtype=str), views=self.views,
             capacity_names=np.asarray(list(self.capacity_bits), dtype=str),
             capacity_bits=np.asarray(list(self.capacity_bits.values()), dtype=np.int64),
-            total_cycles=np.int64(self.total_cycles))
+            total_cycles=np.int64(self.total_cycles),
+            **({} if self.ace_read_weighted is None else {"ace_read_weighted": self.ace_read_weighted}))
 
     @classmethod
     def load_npz(cls, path) -> "ResidencyTable":
@@ -100,8 +102,9 @@ class ResidencyTable:
         with np.load(path) as data:
             cols = {c: data[f"col_{c}"] for c in COLUMNS}
             capacity = dict(zip(data["capacity_names"].tolist(), data["capacity_bits"].tolist()))
+            rw = data["ace_read_weighted"] if "ace_read_weighted" in data.files else None
             return cls(cols, tuple(data["parameter_names"].tolist()), data["views"], capacity,
-                       int(data["total_cycles"]))
+                       int(data["total_cycles"]), rw)
 
     def ace_by_parameter(self) -> dict[str, dict[str, int]]:
         """Parameter name -> structure -> ACE bit-cycles (sum over its rows)."""

@@ -16,9 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.schedule.hbm import HbmLayout
+from accelsim.schedule.placement import PROTECTED, UNPROTECTED, ProtectedBank
+from accelsim.schedule.reach import hbm_reach, pe_reach, segment_reach
 from accelsim.schedule.residency import COLUMNS, STRUCTURES, ResidencyTable
 from accelsim.schedule.table import Table
-from accelsim.schedule.tiling import READER_ARRAY
+from accelsim.schedule.tiling import READER_ARRAY, READER_VECTOR
 
 HBM, PE = STRUCTURES.index("hbm"), STRUCTURES.index("pe")
 
@@ -28,7 +30,8 @@ def _tri(x):
 
 
 def build_residency(steps: Table, segs: Table, times: Table, folds: Table, views: np.ndarray, hw,
-                    layout: HbmLayout, total: int, gemm_with_weight: np.ndarray) -> ResidencyTable:
+                    layout: HbmLayout, total: int, gemm_with_weight: np.ndarray,
+                    dense_reads: np.ndarray, bank: ProtectedBank | None = None) -> ResidencyTable:
     """All residency rows (SRAM rows first, one per segment in ``segs`` order; then HBM; then PE).
 
     Args:
@@ -38,10 +41,16 @@ def build_residency(steps: Table, segs: Table, times: Table, folds: Table, views
         layout: the parameter layout of HBM (addresses of the HBM rows).
         total: schedule length in cycles (eviction of rows never overwritten).
         gemm_with_weight: bool [works + 1], True for GEMMs whose B is a parameter.
+        dense_reads: float64 [P], output rows reading each element of a GEMM weight or bias
+            parameter (Σ of M over the GEMMs reading it; 1 for others): the read-weighted ACE
+            (:mod:`accelsim.schedule.reach`) divides by it.
+        bank: the protected weight-SRAM bank, if any (segment column ``bank``: its slots and
+            base address for the tiles placed there).
     """
     rows_, cols_, code = hw.array.rows, hw.array.cols, ("ws", "os", "is").index(hw.array.dataflow)
     wbits = hw.precision.weight_bytes * 8
     wbytes = hw.precision.weight_bytes
+    ebits_of = layout.element_bytes * 8  # per parameter (int8 scales are fp32)
     parts = []
     c_end = times.c_end
 
@@ -54,19 +63,32 @@ def build_residency(steps: Table, segs: Table, times: Table, folds: Table, views
     last = c_end[segs.read_last_step] - 1
     reads = segs.read_last_step - segs.read_first_step + 1
     ace = elements * (last - write)
+    sbits = ebits_of[segs.param] if n else np.zeros(0, np.int64)
     evict = _next_load_start(segs.structure, segs.step, slot, load_start, total)
     arr = np.flatnonzero(segs.reader == READER_ARRAY)
+    fold_segment = np.full(len(folds), -1, dtype=np.int64)
+    fold_read_sum = np.zeros(len(folds), dtype=np.int64)
     if arr.size:
-        f_first, f_last, f_reads, f_sum = _array_reads(steps, segs, arr, folds, code, rows_, cols_)
+        f_first, f_last, f_reads, f_sum, fold_segment, fold_read_sum = _array_reads(
+            steps, segs, arr, folds, code, rows_, cols_)
         first[arr], last[arr], reads[arr] = f_first, f_last, f_reads
         ace[arr] = f_sum - elements[arr] * write[arr]
+    rw_sram, reach_sram = segment_reach(steps, segs, times, folds, fold_segment, fold_read_sum, write, ace,
+                                        dense_reads, views)
     sram_bytes = np.array([0, hw.weight_sram.slot_bytes, hw.embedding_sram.slot_bytes])
-    lo = slot * sram_bytes[segs.structure] + segs.offset
+    slot_bytes, base = sram_bytes[segs.structure], np.zeros(n, dtype=np.int64)
+    if bank is not None and bank.weight_sram_bytes:
+        for which in (UNPROTECTED, PROTECTED):
+            sel = (segs.structure == 1) & (segs.bank == which)
+            slot_bytes = np.where(sel, bank.bank_hw(hw, which).weight_sram.slot_bytes, slot_bytes)
+            base = np.where(sel, bank.bank_base(hw, which), base)
+    lo = base + slot * slot_bytes + segs.offset
     parts.append(dict(param=segs.param, structure=segs.structure, op=segs.op,
                       view=segs.view, g=segs.g, k0=segs.k0, k1=segs.k1, n0=segs.n0, n1=segs.n1,
-                      slot=slot, addr_lo=lo, addr_hi=lo + segs.nbytes, bits=elements * wbits,
+                      slot=slot, addr_lo=lo, addr_hi=lo + segs.nbytes, bits=elements * sbits,
                       write_cycle=write, first_read=first, last_read=last, read_count=reads,
-                      evict_cycle=evict, ace_bit_cycles=ace * wbits))
+                      evict_cycle=evict, ace_bit_cycles=ace * sbits))
+    read_weighted = [rw_sram * sbits]
 
     # ---------------------------------------------------------------- HBM rows (distinct blocks)
     if n:
@@ -87,14 +109,17 @@ def build_residency(steps: Table, segs: Table, times: Table, folds: Table, views
         corners = [base + g * sg + kk * sk + nn * sn for kk in (k0, k1 - 1) for nn in (n0, n1 - 1)]
         e_lo, e_hi = np.minimum.reduce(corners), np.maximum.reduce(corners)
         h_elems = (k1 - k0) * (n1 - n0)
+        vector_copy = (segs.reader == READER_VECTOR) & (segs.structure == 1)
+        hbits = ebits_of[views[uniq[:, 0], 0]]
+        read_weighted.append(hbm_reach(inverse, count, load_start, reach_sram, vector_copy, h_reads) * hbits)
         parts.append(dict(param=param, structure=np.full(count, HBM), op=h_op, view=v, g=g, k0=k0,
                           k1=k1, n0=n0, n1=n1, slot=np.zeros(count, np.int64),
-                          addr_lo=layout.base_bytes[param] + e_lo * wbytes,
-                          addr_hi=layout.base_bytes[param] + (e_hi + 1) * wbytes,
-                          bits=h_elems * wbits,
+                          addr_lo=layout.base_bytes[param] + e_lo * layout.element_bytes[param],
+                          addr_hi=layout.base_bytes[param] + (e_hi + 1) * layout.element_bytes[param],
+                          bits=h_elems * hbits,
                           write_cycle=np.full(count, -1), first_read=h_first, last_read=h_last,
                           read_count=h_reads, evict_cycle=np.full(count, total),
-                          ace_bit_cycles=h_elems * (h_last + 1) * wbits))
+                          ace_bit_cycles=h_elems * (h_last + 1) * hbits))
 
     # ---------------------------------------------------------------- PE rows (one per fold)
     if len(folds):
@@ -126,6 +151,8 @@ def build_residency(steps: Table, segs: Table, times: Table, folds: Table, views
             evict = last + 1
         sel = np.flatnonzero(keep)
         view = segs.view[seg_of_step[step[sel]]]
+        pe_param = segs.param[seg_of_step[step[sel]]]
+        read_weighted.append(pe_reach(code, kb[sel], nb[sel], mb[sel], dense_reads[pe_param]) * wbits)
         parts.append(dict(param=segs.param[seg_of_step[step[sel]]], structure=np.full(sel.size, PE),
                           op=folds.work[sel], view=view, g=folds.g[sel], k0=folds.k0[sel],
                           k1=folds.k1[sel], n0=folds.n0[sel], n1=folds.n1[sel],
@@ -142,7 +169,8 @@ def build_residency(steps: Table, segs: Table, times: Table, folds: Table, views
         "embedding_sram": hw.embedding_sram.size_bytes * 8,
         "pe": rows_ * cols_ * wbits,
     }
-    return ResidencyTable(cols, layout.parameter_names, views, capacity, int(total))
+    rw = np.concatenate(read_weighted) if read_weighted else np.zeros(0)
+    return ResidencyTable(cols, layout.parameter_names, views, capacity, int(total), rw)
 
 
 def _next_load_start(structure, step, slot, start, total):
@@ -173,7 +201,8 @@ def _seg_of_step(steps: Table, segs: Table) -> np.ndarray:
 def _array_reads(steps: Table, segs: Table, arr: np.ndarray, folds: Table, code: int,
                  rows_: int, cols_: int):
     """(first read, last read, reads per element, Σ last-read cycles) of weight-tile segments
-    ``arr`` (int64 arrays [len(arr)]; cycles per ``dataflow.sram_read_cycle``)."""
+    ``arr`` (int64 arrays [len(arr)]; cycles per ``dataflow.sram_read_cycle``), and per fold
+    the segment it reads (−1: none) and Σ of its block elements' read cycles."""
     seg_of_step = _seg_of_step(steps, segs)
     fstep = folds.step
     fseg = seg_of_step[fstep]
@@ -209,4 +238,4 @@ def _array_reads(steps: Table, segs: Table, arr: np.ndarray, folds: Table, code:
         per_step = -(-(steps.m1 - steps.m0) // cols_)
     cum = np.concatenate([[0], np.cumsum(per_step)])
     reads = cum[segs.read_last_step[arr] + 1] - cum[segs.read_first_step[arr]]
-    return first[arr], last[arr], reads, total_sum[arr]
+    return first[arr], last[arr], reads, total_sum[arr], np.where(valid, fseg, -1), block_sum

@@ -45,6 +45,8 @@ import numpy as np
 
 from accelsim.config import HardwareConfig
 from accelsim.schedule.dataflow import fold_cycles, fold_grid, tile_units
+from accelsim.schedule.placement import UNPROTECTED, ProtectedBank
+from accelsim.schedule.scales import columns_of
 from accelsim.schedule.table import Table
 from accelsim.schedule.workload import GatherWork, GemmWork, ScheduleError, VectorWork, WeightView
 
@@ -55,7 +57,7 @@ STEP_FIELDS = (
 SEG_FIELDS = ("step", "op", "structure", "view", "g", "k0", "k1", "n0", "n1", "offset", "nbytes",
               "read_first_step", "read_last_step", "reader", "lookup")
 KIND_GEMM, KIND_VECTOR, KIND_GATHER = 0, 1, 2
-READER_ARRAY, READER_BIAS, READER_VECTOR = 0, 1, 2
+READER_ARRAY, READER_BIAS, READER_VECTOR, READER_SCALE = 0, 1, 2, 3
 WEIGHT_SRAM, EMBEDDING_SRAM = 1, 2
 
 
@@ -79,9 +81,13 @@ def choose_gemm_tile(w: GemmWork, hw: HardwareConfig) -> tuple[int, int, int]:
     mt, kt, nt = min(um, w.m), min(uk, w.k), min(un, w.n)
     act_b = w.weight is None
     bias = 1 if w.bias is not None else 0
+    sb = hw.precision.scale_bytes
+    views = [v for v in (w.weight_scale, w.bias_scale) if v is not None]
+    scale_cols = sum(columns_of(v) for v in views)  # scale elements per output column
+    scale_fixed = sum(not columns_of(v) for v in views) * sb  # per-tensor scales
 
     def need(m, k, n):
-        wneed = 0 if act_b else (k * n + bias * n) * wb
+        wneed = 0 if act_b else (k * n + bias * n) * wb + scale_cols * n * sb + scale_fixed
         ineed = m * k * ab + (k * n * ab if act_b else 0)
         return (("weight_sram", wneed, hw.weight_sram.slot_bytes),
                 ("input_sram", ineed, hw.input_sram.slot_bytes),
@@ -116,10 +122,12 @@ def choose_gemm_tile(w: GemmWork, hw: HardwareConfig) -> tuple[int, int, int]:
     return mt, kt, nt
 
 
-def build_steps(works, hw: HardwareConfig, view_id) -> tuple[Table, Table, list]:
+def build_steps(works, hw: HardwareConfig, view_id, bank: ProtectedBank | None = None) -> tuple[Table, Table, list]:
     """Steps and load segments of all ``works`` (program order).
 
-    ``view_id(view: WeightView) -> int`` registers a weight view and returns its id.
+    ``view_id(view: WeightView) -> int`` registers a weight view and returns its id. With a
+    protected ``bank`` (``placement``), a work's weight-SRAM tiles are sized for, and recorded in
+    (segment column ``bank``), the bank its parameters are placed in.
     Returns (steps, segments, tiles) where ``tiles[i]`` is the (Mt, Kt, Nt) of GEMM work i
     (None for other work).
     """
@@ -127,7 +135,10 @@ def build_steps(works, hw: HardwareConfig, view_id) -> tuple[Table, Table, list]
     seg_chunks: list[dict[str, np.ndarray]] = []
     tiles: list = []
     first = 0
+    full_hw = hw
     for index, w in enumerate(works):
+        which = bank.bank_of(w) if bank is not None else UNPROTECTED
+        hw = bank.bank_hw(full_hw, which) if bank is not None and bank.weight_sram_bytes else full_hw
         if isinstance(w, GemmWork):
             tile = choose_gemm_tile(w, hw)
             steps, segs = _gemm_steps(index, w, tile, hw, view_id)
@@ -144,13 +155,14 @@ def build_steps(works, hw: HardwareConfig, view_id) -> tuple[Table, Table, list]
         steps["barrier"][0] = 1
         for key in ("step", "read_first_step", "read_last_step"):
             segs[key] = segs[key] + first
+        segs["bank"] = np.where(segs["structure"] == WEIGHT_SRAM, which, UNPROTECTED)
         first += count
         step_chunks.append(steps)
         seg_chunks.append(segs)
     steps = Table({f: np.concatenate([c[f] for c in step_chunks]).astype(np.int64) if step_chunks
                    else np.zeros(0, np.int64) for f in STEP_FIELDS})
     segs = Table({f: np.concatenate([c[f] for c in seg_chunks]).astype(np.int64) if seg_chunks
-                  else np.zeros(0, np.int64) for f in SEG_FIELDS})
+                  else np.zeros(0, np.int64) for f in SEG_FIELDS + ("bank",)})
     return steps, segs, tiles
 
 
@@ -180,13 +192,16 @@ def _gemm_steps(index, w: GemmWork, tile, hw: HardwareConfig, view_id):
     anew[1:] = akey[1:] != akey[:-1]
     wtile = (k1 - k0) * (n1 - n0)
     bias_n = np.where(ki == n_k - 1, n1 - n0, 0) if w.bias is not None else np.zeros(count, np.int64)
+    scale_n = _scale_elements(w, n1 - n0) if w.weight_scale is not None else np.zeros(count, np.int64)
+    scale_n = np.where(ki == n_k - 1, scale_n, 0)
+    sb = hw.precision.scale_bytes
     if w.weight is None:
         anew = anew | wnew
         a_bytes = np.where(anew, ((m1 - m0) * (k1 - k0) + wtile) * ab, 0)
         w_bytes = np.zeros(count, dtype=np.int64)
     else:
         a_bytes = np.where(anew, (m1 - m0) * (k1 - k0) * ab, 0)
-        w_bytes = np.where(wnew, (wtile + bias_n) * wb, 0)
+        w_bytes = np.where(wnew, (wtile + bias_n) * wb + scale_n * sb, 0)
     fa, fb, stream = fold_grid(m1 - m0, k1 - k0, n1 - n0, rows, cols, df)
     fold_len = fold_cycles(stream, rows, cols, df)
     steps = {
@@ -215,7 +230,41 @@ def _gemm_steps(index, w: GemmWork, tile, hw: HardwareConfig, view_id):
                           n0=n0[sel], n1=n1[sel], offset=wtile[sel] * wb,
                           nbytes=(n1[sel] - n0[sel]) * wb, read_first_step=first_out,
                           read_last_step=lst, reader=READER_BIAS, lookup=0))
+    if w.weight_scale is not None:
+        segs += _gemm_scale_segments(index, w, steps, load, last, g, n0, n1, (wtile + bias_n) * wb, sb, view_id)
     return steps, {f: np.concatenate([s[f] for s in segs]) for f in SEG_FIELDS}
+
+
+def _scale_elements(w: GemmWork, width: np.ndarray) -> np.ndarray:
+    """Scale elements loaded with a tile of ``width`` columns (weight scales, then the bias's)."""
+    total = np.zeros_like(width)
+    for view in (w.weight_scale, w.bias_scale):
+        if view is not None:
+            total = total + (width if columns_of(view) else 1)
+    return total
+
+
+def _gemm_scale_segments(index, w: GemmWork, steps, load, last, g, n0, n1, offset, sb, view_id) -> list:
+    """Scale segments (``scales`` module): loaded with the last K tile after tile and bias, read
+    like the bias by the steps that finish output rows; one element per column of the tile, or
+    one for a per-tensor scale."""
+    keep = np.array([steps["out_last"][s:l + 1].any() for s, l in zip(load, last)], dtype=bool)
+    sel, lst = load[keep], last[keep]
+    first_out = np.array([s + np.flatnonzero(steps["out_last"][s:l + 1])[0] for s, l in zip(sel, lst)],
+                         dtype=np.int64)
+    out, at = [], offset[sel]
+    for view in (w.weight_scale, w.bias_scale):
+        if view is None:
+            continue
+        if columns_of(view):
+            lo, hi = n0[sel], n1[sel]
+        else:  # one per-tensor scale, whatever the tile's columns
+            lo, hi = np.zeros(sel.size, np.int64), np.ones(sel.size, np.int64)
+        out.append(_segs(step=sel, op=index, structure=WEIGHT_SRAM, view=view_id(view), g=g[sel], k0=0, k1=1,
+                         n0=lo, n1=hi, offset=at, nbytes=(hi - lo) * sb, read_first_step=first_out,
+                         read_last_step=lst, reader=READER_SCALE, lookup=0))
+        at = at + (hi - lo) * sb
+    return out
 
 
 def _runs(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -270,6 +319,19 @@ def _vector_steps(index, w: VectorWork, hw: HardwareConfig, view_id):
             for key, value in row.items():
                 seg[key].append(value)
         w_bytes[p] = (hi - lo) * wb
+    # int8 scales of the operands: loaded with the first piece, read by every chunk
+    offset = int(bounds[1] - bounds[0]) * wb
+    sb = hw.precision.scale_bytes
+    for name, flat in w.scales.items():
+        vid = view_id(WeightView(name, 0, 0, 0, 1))
+        for a, b in zip(*_runs(flat)):
+            row = dict(step=0, op=index, structure=WEIGHT_SRAM, view=vid, g=0, k0=0, k1=1, n0=a, n1=b,
+                       offset=offset, nbytes=(b - a) * sb, read_first_step=0, read_last_step=chunks - 1,
+                       reader=READER_VECTOR, lookup=0)
+            for key, value in row.items():
+                seg[key].append(value)
+            offset += (b - a) * sb
+            w_bytes[0] += (b - a) * sb
     zeros = np.zeros(chunks, dtype=np.int64)
     steps = {
         "kind": np.full(chunks, 1), "g": zeros, "m0": s, "m1": s + 1, "k0": zeros, "k1": zeros,
@@ -284,7 +346,8 @@ def _vector_steps(index, w: VectorWork, hw: HardwareConfig, view_id):
 def _gather_steps(index, w: GatherWork, hw: HardwareConfig, view_id):
     wb, ab, cb = hw.precision.weight_bytes, hw.precision.activation_bytes, hw.precision.accumulator_bytes
     row_bytes = w.dim * wb
-    per_chunk = min(hw.embedding_sram.slot_bytes // row_bytes, hw.output_sram.slot_bytes // (w.dim * cb))
+    sb = hw.precision.scale_bytes if w.scale is not None else 0  # the row's int8 scale travels with it
+    per_chunk = min(hw.embedding_sram.slot_bytes // (row_bytes + sb), hw.output_sram.slot_bytes // (w.dim * cb))
     if per_chunk < 1:
         raise ScheduleError(
             f"embedding_sram slot of {hw.embedding_sram.slot_bytes} B or output_sram slot of "
@@ -299,7 +362,7 @@ def _gather_steps(index, w: GatherWork, hw: HardwareConfig, view_id):
     compute = -(-(hi - lo) * w.dim // hw.vector_unit.lanes)
     compute[0] += hw.vector_unit.latency_cycles
     zeros = np.zeros(chunks, dtype=np.int64)
-    row_burst = int(_burst(row_bytes, hw.hbm.burst_bytes))
+    row_burst = int(_burst(row_bytes, hw.hbm.burst_bytes)) + (int(_burst(sb, hw.hbm.burst_bytes)) if sb else 0)
     steps = {
         "kind": np.full(chunks, 2), "g": zeros, "m0": lo, "m1": hi, "k0": zeros, "k1": zeros,
         "n0": zeros, "n1": zeros, "w_bytes": zeros, "a_bytes": zeros,
@@ -309,9 +372,15 @@ def _gather_steps(index, w: GatherWork, hw: HardwareConfig, view_id):
     pos = np.arange(w.rows.size, dtype=np.int64)
     step = pos // per_chunk
     vid = view_id(WeightView(w.table, 0, 0, w.dim, 1))
+    slot_pos = (pos - step * per_chunk) * (row_bytes + sb)
     segs = _segs(step=step, op=index, structure=EMBEDDING_SRAM, view=vid, g=0, k0=w.rows, k1=w.rows + 1,
-                 n0=0, n1=w.dim, offset=(pos - step * per_chunk) * row_bytes, nbytes=row_bytes,
+                 n0=0, n1=w.dim, offset=slot_pos, nbytes=row_bytes,
                  read_first_step=step, read_last_step=step, reader=READER_VECTOR, lookup=pos)
+    if sb and w.rows.size:
+        scale = _segs(step=step, op=index, structure=EMBEDDING_SRAM, view=view_id(w.scale), g=0, k0=w.rows,
+                      k1=w.rows + 1, n0=0, n1=1, offset=slot_pos + row_bytes, nbytes=sb, read_first_step=step,
+                      read_last_step=step, reader=READER_VECTOR, lookup=pos)
+        segs = {f: np.concatenate([segs[f], scale[f]]) for f in SEG_FIELDS}
     if w.rows.size == 0:
         segs = _empty_segs()
     return steps, segs

@@ -80,6 +80,8 @@ class GemmWork:
     weight: WeightView | None
     bias: WeightView | None
     swapped: bool = False
+    weight_scale: WeightView | None = None  # int8 scales read when an output tile is finished
+    bias_scale: WeightView | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class GatherWork:
     dim: int
     rows: np.ndarray
     out_elements: int
+    scale: WeightView | None = None  # int8: row -> scale element (k = table row)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class VectorWork:
     in_elements: int
     out_elements: int
     params: Mapping[str, np.ndarray] = field(default_factory=dict)
+    scales: Mapping[str, np.ndarray] = field(default_factory=dict)  # int8: scale param -> elements
 
 
 Work = GemmWork | GatherWork | VectorWork

@@ -30,8 +30,6 @@ def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN pairs plus identity (or 1x1 conv-BN ``downsample``) shortcut."""
 
-    expansion = 1
-
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)

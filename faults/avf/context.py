@@ -15,12 +15,13 @@ from accelsim.config import HardwareConfig
 from accelsim.errors import UserError
 from accelsim.ir import Program
 from accelsim.schedule import simulate
+from accelsim.schedule.placement import ProtectedBank
 
 from faults.common import outcome as oc
 from faults.common.fingerprint import fingerprint_inputs, fingerprint_program
 from faults.inject import FastInjector, PartialInjector
 from faults.pvf.plan import CampaignConfig, resolve_criterion
-from faults.pvf.targets import labels
+from faults.pvf.targets import labels, scale_parameters
 from faults.avf.sites import SiteResolver
 
 DTYPE_OF_BYTES = {4: "fp32", 2: "fp16", 1: "int8"}
@@ -39,10 +40,17 @@ class AvfContext:
             2 fp16, 1 int8). It must store as many bytes per weight as the config says.
         criterion: incorrect-output criterion (default: top1 for classifiers, CTR otherwise).
         output: the graph output judged (default: the first).
+        bank: parameters placed in a protected weight-SRAM bank / HBM region (their residency
+            and everyone's tiling change; ``accelsim.schedule.placement``).
+        nonfinite: how a NaN/Inf output counts ("sdc", "due" or "apart";
+            :mod:`faults.common.outcome`), here and in the joined PVF campaign.
+        decode_cycles: ECC decode latency per read by structure (``accelsim.schedule.simulate``).
     """
 
     def __init__(self, program: Program, inputs: Mapping[str, np.ndarray], hw: HardwareConfig,
-                 dtype: str | None = None, criterion: str | None = None, output: str | None = None):
+                 dtype: str | None = None, criterion: str | None = None, output: str | None = None,
+                 bank: ProtectedBank | None = None, nonfinite: str = oc.DEFAULT_NONFINITE,
+                 decode_cycles: Mapping[str, int] | None = None):
         wb = hw.precision.weight_bytes
         self.dtype = dtype or DTYPE_OF_BYTES[wb]
         if BYTES_OF_DTYPE.get(self.dtype) != wb:
@@ -52,15 +60,20 @@ class AvfContext:
         self.program, self.inputs, self.hw = program, dict(inputs), hw
         self.fast = FastInjector(program, inputs, self.dtype, output)
         cache = self.fast.golden
-        self.schedule = simulate(program, {k: np.shape(v) for k, v in cache.items()}, hw, index_values=cache)
+        self.bank = bank
+        self.decode_cycles = dict(decode_cycles or {})
+        self.schedule = simulate(program, {k: np.shape(v) for k, v in cache.items()}, hw, index_values=cache,
+                                 bank=bank, decode_cycles=self.decode_cycles)
         self.resolver = SiteResolver(self.schedule, program)
         self.injector = PartialInjector(self.fast, self.schedule)
         self.criterion = oc.parse_criterion(resolve_criterion(
             program, inputs, CampaignConfig(criterion=criterion, output=output, dtypes=(self.dtype,)),
             output_value=self.fast.golden_output))
         self.output = output
+        self.nonfinite = oc.check_nonfinite(nonfinite)
         self.batch = self.fast.batch
-        self.layer_of = {name: labels(p)["layer"] for name, p in program.parameters.items()}
+        self.layer_of = {p.name: labels(p)["layer"] for p in [*program.parameters.values(),
+                                                              *scale_parameters(program)]}
 
     @property
     def total_cycles(self) -> int:

@@ -7,9 +7,8 @@ cycles of the scheduled inference) and ``inputs_per_trial`` evaluation samples (
 site is resolved through the residency table (:mod:`faults.avf.sites`): empty slots, padding,
 parameter bytes never transferred and dead copies are masked *without running the network*
 (``unrun``); live sites run through :class:`faults.inject.PartialInjector`. AVF_SDC = incorrect
-(sample) outputs / samples, the site being the sampling unit (``stats.clustered_rate``: Wilson
-or Clopper–Pearson; with one sample per site it is the plain binomial interval). DUE likewise
-(NaN/Inf outputs).
+(sample) outputs / samples, the site being the sampling unit (``stats.clustered_rate``). DUE
+likewise; a NaN/Inf output counts as the context's ``nonfinite`` policy says (SDC by default).
 
 ``mode="occupied"`` draws (bit, cycle) uniformly over the bit-cycles that residency rows hold
 (HBM keeps ``uniform``) and scales the rate and its interval by the exact occupied share: the
@@ -18,6 +17,22 @@ same estimand, with far fewer wasted (empty-slot) sites when a structure is most
 HBM: its capacity (GiB) dwarfs the parameters; sites are drawn over the parameter region
 (burst-aligned parameters, program order) and the AVF of the whole HBM is
 ``AVF_region · region_bits / capacity_bits`` (every other byte holds no parameter).
+
+**Per sample and per event.** Each live site is run on ``inputs_per_trial`` samples of the
+inference's batch (0 = all of them). Per-sample AVF = incorrect sample outputs / samples;
+per-event AVF (inputs_per_trial = 0 only) = share of sites after which the inference — the batch
+of B samples — has at least one incorrect output: the rate FIT counts.
+
+**Scrub interval (multi-inference residency).** With ``window = S > 1`` the accelerator runs
+inferences back to back on the evaluation batch and the weights in HBM persist between them
+until a scrub/reload every S inferences. A site's cycle is drawn uniformly over the window's
+S·T cycles: inference ``j = cycle // T`` sees the flip from cycle ``cycle % T`` on (as above),
+and in HBM every later inference of the window reads the corrupted word on every transfer — the
+parameter-level fault of that bit — so it is run once more as such. SRAM and PE copies are
+reloaded by every inference: only inference j sees them. Per-sample AVF is then the share of
+the window's S·B outputs that are incorrect; per-event AVF the share of sites after which at
+least one inference of the window is incorrect (one upset = one failure event, however many
+inferences it spoils before the scrub). S = 1 is the single cold inference.
 """
 from __future__ import annotations
 
@@ -28,7 +43,7 @@ import numpy as np
 
 from faults.common import outcome as oc
 from faults.common import stats
-from faults.inject import PartialFault
+from faults.inject import Fault, PartialFault
 from faults.avf.context import AvfContext, AvfError
 from faults.avf.sites import SITE_STRUCTURES, Site
 from faults.avf.store import AvfStore
@@ -61,8 +76,9 @@ def occupied(ctx: AvfContext, structure: str) -> tuple[np.ndarray, np.ndarray, f
 
 
 def draw_site(ctx: AvfContext, structure: str, seed: int, trial: int, inputs_per_trial: int = 1,
-              mode: str = "uniform"):
-    """(site, input rows) of one trial: a bit and a cycle, then the samples.
+              mode: str = "uniform", window: int = 1):
+    """(site, input rows, inference) of one trial: a bit and a cycle, the samples, and (for a
+    ``window`` of S > 1 inferences between scrubs) the inference j the flip happens in.
 
     ``uniform``: uniform over the structure's bits × [0, T). ``occupied`` (not HBM): uniform over
     the bit-cycles held by some residency row (``occupied``); AVF = share × rate (see
@@ -86,41 +102,64 @@ def draw_site(ctx: AvfContext, structure: str, seed: int, trial: int, inputs_per
         rows = np.arange(ctx.batch)
     else:
         rows = np.sort(rng.choice(ctx.batch, size=m, replace=False))
-    return ctx.resolver.site_from_bit(structure, bit, cycle), rows
+    inference = int(rng.integers(window)) if window > 1 else 0
+    return ctx.resolver.site_from_bit(structure, bit, cycle), rows, inference
 
 
 def evaluate_sites(ctx: AvfContext, structure: str, trials: Sequence[int], sites: Sequence[Site],
-                   rows: Sequence[np.ndarray]) -> list[dict]:
-    """Resolve and (if live) run each site; one result row per trial (``avf_store.COLUMNS``)."""
+                   rows: Sequence[np.ndarray], inferences: Sequence[int] | None = None,
+                   window: int = 1) -> list[dict]:
+    """Resolve and (if live) run each site; one result row per trial (``avf.store.COLUMNS``).
+
+    ``inferences``: the inference of the window each flip happens in (all 0 for ``window`` 1).
+    """
+    inferences = list(inferences) if inferences is not None else [0] * len(sites)
     resolved = [ctx.resolver.resolve(s) for s in sites]
     live = [i for i, r in enumerate(resolved) if not r.masked]
     results = ctx.injector.evaluate([PartialFault(resolved[i].param, resolved[i].element, resolved[i].element_bit,
                                                   resolved[i].uses, resolved[i].full, rows[i]) for i in live])
     outputs = dict(zip(live, (r.output for r in results)))
+    # HBM persists across the window: later inferences see the parameter-level fault of the bit
+    later = [i for i, r in enumerate(resolved) if structure == "hbm" and window > 1
+             and inferences[i] < window - 1 and r.status in ("live", "dead")]
+    faults = [Fault(*ctx.injector.hits_corruption([ctx.injector.hit(resolved[i])]), rows[i]) for i in later]
+    full_outputs = dict(zip(later, (r.output for r in ctx.fast.evaluate(faults))))
     golden = np.asarray(ctx.fast.golden_output)
     out = []
     for i, (t, site, res) in enumerate(zip(trials, sites, resolved)):
         r = rows[i]
-        n_sdc = n_due = 0
-        dev = 0.0
-        if i in outputs:
-            rec = oc.compare(golden[r], outputs[i], r, probability=ctx.fast.probability_output)
-            outs = ctx.criterion.outcomes(rec)
-            n_sdc, n_due = int(np.sum(outs == oc.SDC)), int(np.sum(outs == oc.DUE))
-            dev = float(np.max(rec["dev"])) if rec.size else 0.0
+        (n_sdc, n_due, dev), (f_sdc, f_due, _) = _counts(ctx, golden, r, outputs.get(i)), \
+            _counts(ctx, golden, r, full_outputs.get(i))
+        repeats = window - 1 - inferences[i] if i in full_outputs else 0
         out.append(dict(
             structure=structure, trial=int(t), address=site.address, bit=site.bit, cycle=site.cycle,
             status=res.status, param=res.param, layer=ctx.layer_of.get(res.param) if res.param else None,
             element=res.element, element_bit=res.element_bit, full=int(res.full),
             n_reads=int(sum(u.count for u in res.uses)), unrun=int(res.masked), n_inputs=int(r.size),
             n_sdc=n_sdc, n_due=n_due, outcome=oc.DUE if n_due else (oc.SDC if n_sdc else oc.MASKED),
-            max_abs_dev=dev, approx=int(res.approximate)))
+            max_abs_dev=dev, approx=int(res.approximate), share=float(res.share), inference=int(inferences[i]),
+            n_sdc_later=f_sdc, n_due_later=f_due, window=int(window),
+            window_sdc=n_sdc + repeats * f_sdc, window_due=n_due + repeats * f_due,
+            window_inputs=int(window * r.size),
+            event_sdc=int(n_sdc > 0 or (repeats > 0 and f_sdc > 0)),
+            event_due=int(n_due > 0 or (repeats > 0 and f_due > 0))))
     return out
+
+
+def _counts(ctx: AvfContext, golden: np.ndarray, rows: np.ndarray, output: np.ndarray | None):
+    """(incorrect samples, non-finite samples, max |Δ|) of a faulty output on ``rows``."""
+    if output is None:
+        return 0, 0, 0.0
+    rec = oc.compare(golden[rows], output, rows, probability=ctx.fast.probability_output)
+    outs = ctx.criterion.outcomes(rec, ctx.nonfinite)
+    dev = float(np.max(rec["dev"])) if rec.size else 0.0
+    return int(np.sum(outs == oc.SDC)), int(np.sum(outs == oc.DUE)), dev
 
 
 def run_direct(ctx: AvfContext, structure: str, trials: int, seed: int, store: AvfStore | None = None,
                inputs_per_trial: int = 1, chunk_size: int = 128,
-               on_chunk: Callable[[int], None] | None = None, mode: str = "uniform") -> list[dict]:
+               on_chunk: Callable[[int], None] | None = None, mode: str = "uniform",
+               window: int = 1) -> list[dict]:
     """Run (or resume) direct trials ``0..trials-1`` of ``structure``; all their rows, by trial.
 
     Trials are evaluated in the fixed chunks ``[c·chunk_size, (c+1)·chunk_size)`` (live sites of
@@ -137,8 +176,9 @@ def run_direct(ctx: AvfContext, structure: str, trials: int, seed: int, store: A
         chunk = list(range(lo, min(lo + chunk_size, trials)))
         if all(t in done for t in chunk):
             continue
-        drawn = [draw_site(ctx, structure, seed, t, inputs_per_trial, mode) for t in chunk]
-        part = evaluate_sites(ctx, structure, chunk, [d[0] for d in drawn], [d[1] for d in drawn])
+        drawn = [draw_site(ctx, structure, seed, t, inputs_per_trial, mode, window) for t in chunk]
+        part = evaluate_sites(ctx, structure, chunk, [d[0] for d in drawn], [d[1] for d in drawn],
+                              [d[2] for d in drawn], window)
         if store:
             store.append(part)
         rows += part
@@ -151,7 +191,9 @@ def run_direct(ctx: AvfContext, structure: str, trials: int, seed: int, store: A
 
 @dataclass(frozen=True)
 class DirectAvf:
-    """Direct AVF of one structure (rates per input sample; intervals at ``confidence``)."""
+    """Direct AVF of one structure at ``confidence``: per input sample (``avf_sdc``, the window's
+    outputs) and per event (``avf_event``: sites after which an inference is incorrect; NaN
+    unless every site was run on the whole batch)."""
 
     structure: str
     trials: int
@@ -169,19 +211,39 @@ class DirectAvf:
     ace_fraction: float
     capacity_bits: int
     total_cycles: int
+    events: int = 0
+    avf_event: float = float("nan")
+    event_lo: float = float("nan")
+    event_hi: float = float("nan")
+    due_events: int = 0
+    avf_due_event: float = float("nan")
+    due_event_lo: float = float("nan")
+    due_event_hi: float = float("nan")
+    window: int = 1
 
 
 def summarize_direct(ctx: AvfContext, structure: str, rows: Sequence[dict], confidence: float = 0.95,
                      method: str = "wilson", mode: str = "uniform") -> DirectAvf:
-    """Rates per input sample. ``occupied`` mode: rate among occupied sites × occupied share
-    (exact), interval bounds scaled by the same share; live share likewise."""
+    """Per-sample rates (the site is the sampling unit: cluster-aware interval) and, when every
+    site ran on the whole batch, per-event rates (binomial over sites). ``occupied`` mode: rate
+    among occupied sites × occupied share (exact), interval bounds scaled by the same share."""
     n = len(rows)
-    sdc = stats.clustered_rate([r["n_sdc"] for r in rows], [r["n_inputs"] for r in rows], confidence, method)
-    due = stats.clustered_rate([r["n_due"] for r in rows], [r["n_inputs"] for r in rows], confidence, method)
+    inputs = [r["window_inputs"] for r in rows]
+    sdc = stats.clustered_rate([r["window_sdc"] for r in rows], inputs, confidence, method)
+    due = stats.clustered_rate([r["window_due"] for r in rows], inputs, confidence, method)
     live = sum(r["status"] == "live" for r in rows)
     f = occupied(ctx, structure)[2] if mode == "occupied" and structure != "hbm" else 1.0
     nan = float("nan")
+    whole = n > 0 and all(r["n_inputs"] == ctx.batch for r in rows)
+    events = sum(r["event_sdc"] for r in rows)
+    due_events = sum(r["event_due"] for r in rows)
+    ev = stats.estimate(events, n, confidence, method) if whole else None
+    dv = stats.estimate(due_events, n, confidence, method) if whole else None
+    window = max((r["window"] for r in rows), default=1)
     return DirectAvf(structure, n, live, sum(r["unrun"] for r in rows), sdc.k, due.k,
                      f * sdc.pvf if n else nan, f * sdc.lo, f * sdc.hi, f * due.pvf if n else nan,
                      f * due.lo, f * due.hi, f * live / n if n else nan, ctx.ace_fraction(structure),
-                     ctx.resolver.capacity_bits(structure), ctx.total_cycles)
+                     ctx.resolver.capacity_bits(structure), ctx.total_cycles, events,
+                     f * ev.pvf if ev else nan, f * ev.lo if ev else nan, f * ev.hi if ev else nan,
+                     due_events, f * dv.pvf if dv else nan, f * dv.lo if dv else nan, f * dv.hi if dv else nan,
+                     int(window))

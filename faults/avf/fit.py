@@ -83,12 +83,19 @@ def raw_rates(hw=None, overrides: Mapping[str, float] | None = None) -> dict[str
 
 @dataclass(frozen=True)
 class FitRow:
-    """FIT of one structure (or ``total``); bits = sampled bits (HBM: parameter region)."""
+    """FIT of one structure (or ``total``); bits = sampled bits (HBM: parameter region).
+
+    ``basis``: "event" when the headline ``avf_*`` / ``*_fit`` columns count failure events (an
+    inference of B samples with an incorrect output, per upset), "sample" when only per-sample
+    rates exist (sites run on part of the batch). ``sample_*``: the per-sample AVF and FIT beside
+    it (an upset's chance of spoiling one given sample output).
+    """
 
     structure: str
     bits: int
     fit_per_mbit: float
     raw_fit: float
+    basis: str
     avf_sdc: float
     sdc_fit: float
     sdc_fit_lo: float
@@ -97,22 +104,39 @@ class FitRow:
     due_fit: float
     due_fit_lo: float
     due_fit_hi: float
+    sample_avf_sdc: float
+    sample_sdc_fit: float
+    sample_sdc_fit_lo: float
+    sample_sdc_fit_hi: float
     source: str
+
+
+_EVENT_KEYS = ("avf_event", "event_lo", "event_hi", "avf_due_event", "due_event_lo", "due_event_hi")
+_SAMPLE_KEYS = ("avf_sdc", "sdc_lo", "sdc_hi", "avf_due", "due_lo", "due_hi")
 
 
 def fit_table(avf: Mapping[str, Mapping[str, float]], bits: Mapping[str, int],
               rates: Mapping[str, tuple[float, str]]) -> list[FitRow]:
-    """Rows per structure + ``total``. ``avf[s]`` has avf_sdc, sdc_lo, sdc_hi, avf_due, due_lo, due_hi."""
+    """Rows per structure + ``total`` (sums; interval bounds summed, conservative).
+
+    ``avf[s]`` has the per-sample ``avf_sdc, sdc_lo, sdc_hi, avf_due, due_lo, due_hi`` and, when
+    measured, the per-event ``avf_event, event_lo, event_hi, avf_due_event, due_event_lo,
+    due_event_hi`` (the headline when every structure has them).
+    """
+    event = bool(avf) and all(all(k in a and a[k] == a[k] for k in _EVENT_KEYS) for a in avf.values())
+    basis = "event" if event else "sample"
     rows = []
     for s, a in avf.items():
         rate, source = rates[s]
         raw = rate * bits[s] / BITS_PER_MBIT
-        rows.append(FitRow(s, int(bits[s]), rate, raw, a["avf_sdc"], a["avf_sdc"] * raw, a["sdc_lo"] * raw,
-                           a["sdc_hi"] * raw, a["avf_due"], a["avf_due"] * raw, a["due_lo"] * raw,
-                           a["due_hi"] * raw, source))
+        head = [a[k] for k in (_EVENT_KEYS if event else _SAMPLE_KEYS)]
+        rows.append(FitRow(s, int(bits[s]), rate, raw, basis, head[0], head[0] * raw, head[1] * raw, head[2] * raw,
+                           head[3], head[3] * raw, head[4] * raw, head[5] * raw, a["avf_sdc"], a["avf_sdc"] * raw,
+                           a["sdc_lo"] * raw, a["sdc_hi"] * raw, source))
     if rows:
         tot = lambda f: sum(getattr(r, f) for r in rows)  # noqa: E731
-        rows.append(FitRow("total", tot("bits"), float("nan"), tot("raw_fit"), float("nan"), tot("sdc_fit"),
-                           tot("sdc_fit_lo"), tot("sdc_fit_hi"), float("nan"), tot("due_fit"),
-                           tot("due_fit_lo"), tot("due_fit_hi"), "sum"))
+        nan = float("nan")
+        rows.append(FitRow("total", tot("bits"), nan, tot("raw_fit"), basis, nan, tot("sdc_fit"), tot("sdc_fit_lo"),
+                           tot("sdc_fit_hi"), nan, tot("due_fit"), tot("due_fit_lo"), tot("due_fit_hi"), nan,
+                           tot("sample_sdc_fit"), tot("sample_sdc_fit_lo"), tot("sample_sdc_fit_hi"), "sum"))
     return rows

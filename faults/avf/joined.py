@@ -1,17 +1,30 @@
-"""Joined AVF: residency (ACE bit-cycles) joined with PVF from a campaign.
+"""Joined AVF: residency (ACE bit-cycles) joined with PVF from a campaign, two ways.
 
-``AVF_S = Σ_p ACE_p(S) · PVF_p / (bits_S · T)`` with ACE_p(S) the ACE bit-cycles of parameter
-p in S (``ResidencyTable.ace_by_parameter``) and PVF_p its per-input SDC rate from a PVF
-campaign (same dtype, criterion, model and inputs, 1 input per trial). The interval is
-``[Σ ACE·PVF_lo, Σ ACE·PVF_hi] / (bits_S·T)`` (each PVF interval bound propagated;
-conservative).
+**Full-PVF join** (``kind="full"``): ``AVF_S = Σ_p ACE_p(S) · PVF_p / (bits_S · T)`` with
+ACE_p(S) the ACE bit-cycles of parameter p in S (``ResidencyTable.ace_by_parameter``) and PVF_p
+its per-input SDC rate from a PVF campaign (same dtype, criterion, model and inputs, 1 input per
+trial). It assumes a flip anywhere in an ACE interval corrupts *every* read of the parameter, as
+the PVF fault does: exact when every live flip reaches every read (HBM before the first
+transfer, an SRAM tile read by one fold), an upper bound for dense weights otherwise (a
+weight-stationary PE flip mid-fold reaches only later output rows; an SRAM tile re-read by
+several folds; an HBM flip between two transfers).
 
-The joined form assumes a flip anywhere in an ACE interval corrupts *every* read of the
-parameter, as the PVF fault does. It holds when a copy is the only one and is read once after
-the flip (e.g. HBM before the first transfer, an SRAM tile read by one fold). It overestimates
-when the flip reaches only part of the reads: a weight-stationary PE flip mid-fold (only later
-output rows), an SRAM tile re-read by several folds or M tiles, an HBM flip between two
-transfers. :func:`gap_explanation` quantifies this from the direct trials.
+**Read-weighted join** (``kind="read_weighted"``): each ACE bit-cycle counts with the share of
+the element's reads the flip still reaches (``ResidencyTable.ace_read_weighted``, closed forms
+in ``accelsim.schedule.reach``): ``AVF_S = Σ_p ACE_rw_p(S) · PVF_p / (bits_S · T)``. A flip that
+reaches a share f of an element's reads is taken to cause a wrong output with probability
+f · PVF_p — exact per input sample when the reads are the sample's output rows (fully connected
+layers), an approximation where one sample owns several rows (conv: rows are sample × output
+position) or where the outcome is not linear in the rows reached. Embedding lookups: PVF_p is
+measured on a uniformly drawn table element, which a given sample almost never reads, while a
+looked-up copy is read by its sample by construction; each lookup therefore counts
+``PVF_p / (B · P_read(p))``, with ``P_read(p)`` the fraction of (element, sample) pairs of the
+batch where the sample reads the element (``PVF_p = P_read · PVF_p|read`` when the effect of a
+read corruption does not depend on the row).
+
+Intervals: ``[Σ ACE·PVF_lo, Σ ACE·PVF_hi] / (bits_S·T)`` (each PVF interval bound propagated;
+conservative). :func:`ratio_interval` gives direct ÷ read-weighted join with a bootstrap
+interval (sites resampled, each PVF stratum drawn from its Jeffreys posterior).
 
 A PVF campaign is joined only if it was measured on the same program and inputs (its store's
 fingerprints); anything else is a one-line refusal.
@@ -23,10 +36,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from accelsim.schedule.workload import GatherWork
+
 from faults.pvf import results
 from faults.pvf.campaign import run_campaign
 from faults.pvf.plan import CampaignConfig
-from faults.pvf.targets import labels
+from faults.pvf.targets import labels, scale_parameters
 from faults.avf.context import AvfContext, AvfError
 from faults.avf.direct import DirectAvf
 
@@ -42,7 +57,9 @@ def check_provenance(ctx: AvfContext, pvf_dir: str, config: Mapping[str, Any]) -
 
 @dataclass(frozen=True)
 class PvfEntry:
-    """Per-input SDC / DUE rate of a parameter's faults with interval bounds."""
+    """Per-input SDC / DUE rate of a parameter's faults with interval bounds; ``stratum`` names
+    the PVF stratum it comes from and ``k`` / ``n`` its per-input SDC count / inputs (for the
+    bootstrap of :func:`ratio_interval`; parameters of one stratum share one draw)."""
 
     sdc: float
     sdc_lo: float
@@ -50,11 +67,18 @@ class PvfEntry:
     due: float
     due_lo: float
     due_hi: float
+    stratum: str = ""
+    k: int = 0
+    n: int = 0
+
+
+JOIN_KINDS = ("full", "read_weighted")
 
 
 @dataclass(frozen=True)
 class JoinedAvf:
-    """Joined AVF of one structure; ``per_param``: (param, ACE bit-cycles, PVF, contribution)."""
+    """Joined AVF of one structure (``kind`` in :data:`JOIN_KINDS`); ``per_param``: (param,
+    (weighted) ACE bit-cycles, PVF, contribution)."""
 
     structure: str
     avf_sdc: float
@@ -64,77 +88,228 @@ class JoinedAvf:
     due_lo: float
     due_hi: float
     ace_fraction: float
-    per_param: tuple[tuple[str, int, float, float], ...] = ()
+    per_param: tuple[tuple[str, float, float, float], ...] = ()
+    kind: str = "full"
 
 
-def joined_avf(ctx: AvfContext, structure: str, pvf: Mapping[str, PvfEntry]) -> JoinedAvf:
-    """Σ_p ACE_p · PVF_p / (bits × T) with propagated PVF bounds (module docstring)."""
-    ace = ctx.schedule.residency.ace_by_parameter()
+def joined_avf(ctx: AvfContext, structure: str, pvf: Mapping[str, PvfEntry], kind: str = "full",
+               window: int = 1) -> JoinedAvf:
+    """Σ_p ACE_p · PVF_p / (bits × T) with propagated PVF bounds; ``kind="read_weighted"`` uses
+    the read-weighted ACE; ``window`` inferences between scrubs as in :func:`join_weights`."""
+    weights = join_weights(ctx, structure, kind, window)
     denom = float(ctx.resolver.capacity_bits(structure)) * ctx.total_cycles
     acc = np.zeros(6)
     per = []
-    for name, by_structure in ace.items():
-        a = by_structure.get(structure, 0)
-        if not a:
-            continue
+    for name, a in weights.items():
         if name not in pvf:
             raise AvfError(f"no PVF for parameter {name!r} (resident in {structure}); run the PVF campaign "
                            "over every parameter")
         e = pvf[name]
         acc += a * np.array([e.sdc, e.sdc_lo, e.sdc_hi, e.due, e.due_lo, e.due_hi])
-        per.append((name, int(a), e.sdc, a * e.sdc / denom))
+        per.append((name, float(a), e.sdc, a * e.sdc / denom))
     v = acc / denom
-    return JoinedAvf(structure, *v.tolist(), ctx.ace_fraction(structure), tuple(per))
+    return JoinedAvf(structure, *v.tolist(), ctx.ace_fraction(structure), tuple(per), kind)
 
 
-def gap_explanation(direct: DirectAvf, joined: JoinedAvf, rows: Sequence[dict]) -> str:
-    """One paragraph: do the two agree, and where the joined assumptions fail, by how much."""
-    overlap = direct.sdc_lo <= joined.sdc_hi and joined.sdc_lo <= direct.sdc_hi
+def join_weights(ctx: AvfContext, structure: str, kind: str, window: int = 1) -> dict[str, float]:
+    """Parameter -> bit-cycles of ``structure`` counted by the join of ``kind`` (non-zero only),
+    per inference of a ``window`` of S inferences between HBM scrubs.
+
+    S > 1 (see ``faults.avf.direct``): an HBM flip in inference j (uniform over the window) also
+    corrupts every read of the S − 1 − j later inferences, each with the parameter's full PVF:
+    the weight becomes (cold + (S − 1)/2 · T · read bits) / S, read bits = the parameter's bits
+    in HBM rows (transferred in an inference). SRAM and PE copies do not outlive their inference:
+    cold / S (the window has S inferences' outputs).
+    """
+    if kind not in JOIN_KINDS:
+        raise AvfError(f"unknown join {kind!r}; choose {', '.join(JOIN_KINDS)}")
+    res = ctx.schedule.residency
+    rows = res.select(structure)
+    correction = np.ones(rows.size) if kind == "full" else lookup_correction(ctx, rows)
+    if kind == "full":
+        values = res["ace_bit_cycles"][rows].astype(np.float64)
+    else:
+        values = res.ace_read_weighted[rows] * correction
+    if window > 1:
+        # later inferences read every copy: share 1 (lookups: each of the row's L_r lookups)
+        later = (window - 1) / 2 * ctx.total_cycles * res["bits"][rows] * correction if structure == "hbm" else 0.0
+        values = (values + later) / window
+    sums = np.zeros(len(res.parameter_names))
+    np.add.at(sums, res["param"][rows], values)
+    return {name: float(sums[p]) for p, name in enumerate(res.parameter_names) if sums[p]}
+
+
+def lookup_correction(ctx: AvfContext, rows: np.ndarray) -> np.ndarray:
+    """Factor per residency row: ``L_r / (B · P_read(p))`` for copies of embedding rows read by
+    lookups (HBM and embedding-SRAM rows of a looked-up table, L_r = lookups of that table row),
+    1 for every other row (module docstring)."""
+    res = ctx.schedule.residency
+    out = np.ones(rows.size)
+    emb = res.select("embedding_sram")
+    if not emb.size:
+        return out
+    p_read = read_probability(ctx)
+    key_of = lambda r: res["param"][r] * (int(res["k0"].max()) + 1) + res["k0"][r]  # noqa: E731
+    keys, lookups = np.unique(key_of(emb), return_counts=True)
+    tables = {int(p) for p in res["param"][emb]}
+    for i, row in enumerate(rows):
+        p = int(res["param"][row])
+        if p in tables and p in p_read and res["structure"][row] in (0, 2):  # hbm, embedding_sram
+            j = np.searchsorted(keys, key_of(row))
+            count = lookups[j] if j < keys.size and keys[j] == key_of(row) else 0
+            out[i] = count / (ctx.batch * p_read[p]) if count else 1.0
+    return out
+
+
+def read_probability(ctx: AvfContext) -> dict[int, float]:
+    """Parameter index -> fraction of (element, sample) pairs of the batch in which the sample
+    reads the element, for tables read by gathers / embedding bags whose lookups map to batch
+    samples (leading index axis = the batch, or one bag per sample)."""
+    memo = ctx.__dict__.setdefault("_read_probability", None)
+    if memo is not None:
+        return memo
+    gold = ctx.fast.gold
+    names = ctx.schedule.residency.parameter_names
+    pairs: dict[int, set] = {}
+    unmapped: set[int] = set()
+    for work in ctx.schedule.works:
+        if not isinstance(work, GatherWork) or work.table not in names:
+            continue
+        p = names.index(work.table)
+        inst = ctx.program.instructions[work.index]
+        rows_total = ctx.program.parameters[work.table].shape[0]
+        sample = None
+        if inst.op == "gather":
+            idx = np.asarray(gold.tensors[inst.inputs[1]])
+            if idx.ndim >= 1 and idx.shape[0] == ctx.batch:
+                flat = idx.reshape(ctx.batch, -1).astype(np.int64)
+                rows, sample = flat.reshape(-1), np.repeat(np.arange(ctx.batch), flat.shape[1])
+        elif inst.op == "embedding_bag":
+            layout = gold.bag_layout(inst)
+            if layout is not None:
+                rows, sample = layout[0], layout[1]
+                keep = rows >= 0
+                rows, sample = rows[keep], sample[keep]
+        if sample is None:
+            unmapped.add(p)
+            continue
+        rows = np.where(rows < 0, rows + rows_total, rows)
+        pairs.setdefault(p, set()).update(zip(sample.tolist(), rows.tolist()))
+    out = {}
+    for p, got in pairs.items():
+        if p not in unmapped and got:
+            out[p] = len(got) / (ctx.program.parameters[names[p]].shape[0] * ctx.batch)
+    ctx.__dict__["_read_probability"] = out
+    return out
+
+
+def ratio_interval(direct_sdc: Sequence[int], direct_inputs: Sequence[int], scale: float,
+                   weights: Mapping[str, float], pvf: Mapping[str, PvfEntry], denom: float,
+                   confidence: float = 0.95, replicates: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(direct ÷ joined, lo, hi): the point ratio and its bootstrap percentile interval.
+
+    Direct: sites resampled with replacement (the site is the sampling unit; ``direct_sdc`` /
+    ``direct_inputs`` are per-site counts, ``scale`` the occupied share). Joined: each PVF
+    stratum's rate drawn from its Jeffreys posterior Beta(k + ½, n − k + ½), shared by the
+    parameters of the stratum; ``weights`` are the join's bit-cycles per parameter, ``denom`` =
+    bits × cycles. NaN when the joined estimate is 0 or there are no sites.
+    """
+    sdc = np.asarray(direct_sdc, dtype=np.float64)
+    inputs = np.asarray(direct_inputs, dtype=np.float64)
+    names = [n for n in weights if n in pvf]
+    if not sdc.size or not names:
+        return float("nan"), float("nan"), float("nan")
+    w = np.array([weights[n] for n in names])
+    strata = sorted({pvf[n].stratum or n for n in names})
+    col = np.array([strata.index(pvf[n].stratum or n) for n in names])
+    k = np.array([next(pvf[n].k for n in names if (pvf[n].stratum or n) == s) for s in strata], dtype=float)
+    n = np.array([next(pvf[n].n for n in names if (pvf[n].stratum or n) == s) for s in strata], dtype=float)
+    point_joined = float(np.sum(w * np.array([pvf[x].sdc for x in names]))) / denom
+    point = scale * sdc.sum() / inputs.sum() / point_joined if point_joined > 0 else float("nan")
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, sdc.size, size=(replicates, sdc.size))
+    direct_b = scale * sdc[pick].sum(axis=1) / inputs[pick].sum(axis=1)
+    rates = rng.beta(k + 0.5, np.maximum(n - k, 0) + 0.5, size=(replicates, len(strata)))
+    joined_b = (rates[:, col] * w).sum(axis=1) / denom
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(joined_b > 0, direct_b / joined_b, np.inf)
+    alpha = 1 - confidence
+    lo, hi = np.quantile(ratio, [alpha / 2, 1 - alpha / 2])
+    return point, float(lo), float(hi)
+
+
+def gap_explanation(direct: DirectAvf, joined: JoinedAvf, joined_rw: JoinedAvf, ratio: Sequence[float],
+                    rows: Sequence[dict]) -> str:
+    """One paragraph: how direct compares with both joins, and how much of the full-PVF join's
+    excess the share of reads reached explains (from the direct sites' own resolutions)."""
     live = [r for r in rows if r["status"] == "live"]
     partial = [r for r in live if not r["full"]]
-    full = [r for r in live if r["full"]]
+    mean_share = float(np.mean([r["share"] for r in live])) if live else float("nan")
 
     def rate(rs):
         n = sum(r["n_inputs"] for r in rs)
         return (sum(r["n_sdc"] for r in rs) / n) if n else float("nan")
 
-    text = (f"{direct.structure}: direct {direct.avf_sdc:.3g} [{direct.sdc_lo:.3g}, {direct.sdc_hi:.3g}] vs "
-            f"joined {joined.avf_sdc:.3g} [{joined.sdc_lo:.3g}, {joined.sdc_hi:.3g}]: "
-            f"{'intervals overlap' if overlap else 'intervals DO NOT overlap'}. ")
-    text += (f"Live share {direct.live_fraction:.3g} (ACE share {direct.ace_fraction:.3g}); "
-             f"{len(partial)} of {len(live)} live sites reached only part of the reads "
-             f"(SDC rate {rate(partial):.3g} vs {rate(full):.3g} for sites reaching every read). ")
-    if partial:
-        text += ("The joined form counts every ACE bit-cycle at the parameter's full PVF; a flip late in a "
-                 "residency (after some reads, e.g. mid-fold in a weight-stationary PE, or in a tile re-read "
-                 "by several folds) corrupts only the remaining reads, so it matters less than PVF assumes.")
-    else:
-        text += "Every live site reached every read of its element: the joined assumptions hold here."
+    contains = ratio[1] <= 1.0 <= ratio[2]
+    text = (f"{direct.structure}: direct {direct.avf_sdc:.3g} [{direct.sdc_lo:.3g}, {direct.sdc_hi:.3g}]; "
+            f"read-weighted join {joined_rw.avf_sdc:.3g} [{joined_rw.sdc_lo:.3g}, {joined_rw.sdc_hi:.3g}]; "
+            f"full-PVF join (upper bound) {joined.avf_sdc:.3g} [{joined.sdc_lo:.3g}, {joined.sdc_hi:.3g}]. "
+            f"Direct / read-weighted = {ratio[0]:.3g} [{ratio[1]:.3g}, {ratio[2]:.3g}] "
+            f"({'contains 1' if contains else 'excludes 1'}). ")
+    text += (f"{len(partial)} of {len(live)} live sites reached only part of their element's reads (mean "
+             f"share reached {mean_share:.3g}; SDC rate {rate(partial):.3g} vs "
+             f"{rate([r for r in live if r['full']]):.3g} for sites reaching every read).")
     return text
 
 
 def pvf_table(ctx: AvfContext, pvf_dir: str, by: str = "param", confidence: float = 0.95,
               method: str = "wilson") -> dict[str, PvfEntry]:
     """Parameter -> PVF entry from the campaign in ``pvf_dir`` (strata ``by``; a parameter takes
-    its stratum's rate). The campaign must use the context's dtype and criterion."""
-    config, cells, trials = results.load(pvf_dir, criterion=ctx.criterion.text)
+    its stratum's rate, computed apart for each role so that int8 scales — pseudo-parameters
+    ``<name>#scale``, role ``scale`` — get their own). The campaign must use the context's
+    dtype, criterion and non-finite policy."""
+    config, cells, trials = results.load(pvf_dir, criterion=ctx.criterion.text, nonfinite=ctx.nonfinite)
     check_provenance(ctx, pvf_dir, config)
     if ctx.dtype not in tuple(config.get("dtypes", ())):
         raise AvfError(f"PVF campaign in {pvf_dir} has dtypes {config.get('dtypes')}, the study uses {ctx.dtype}")
     trials = [t for t in trials if t["dtype"] == ctx.dtype]
-    groups = {g.value: g for g in results.group_table(trials, cells, by, confidence, method)}
+    column = "grp" if by == "group" else by
+    groups: dict[tuple[str, str], Any] = {}
+    inputs: dict[tuple[str, str], list[int]] = {}
+    for part in ("value", "scale", "all"):  # scales apart from the values they scale
+        mine = [t for t in trials if part == "all" or _part(t["role"]) == part]
+        for g in results.group_table(mine, cells, by, confidence, method):
+            groups[(g.value, part)] = g
+        for t in mine:
+            counts = inputs.setdefault((str(t[column]), part), [0, 0])
+            counts[0] += int(t["n_sdc"])
+            counts[1] += int(t["n_inputs"])
     out: dict[str, PvfEntry] = {}
-    for name, p in ctx.program.parameters.items():
-        g = groups.get(labels(p)["group" if by == "group" else by] if by != "param" else name)
+    params = list(ctx.program.parameters.values())
+    if ctx.hw.precision.stores_scales:
+        params += scale_parameters(ctx.program)
+    for p in params:
+        value = labels(p)[by if by != "group" else "group"] if by != "param" else p.name
+        part = _part(p.role) if (value, _part(p.role)) in groups else "all"
+        g = groups.get((value, part))
         if g is not None:
-            out[name] = PvfEntry(g.input_rate, g.input_lo, g.input_hi, g.due_rate, g.due_lo, g.due_hi)
+            k, n = inputs.get((value, part), (0, 0))
+            out[p.name] = PvfEntry(g.input_rate, g.input_lo, g.input_hi, g.due_rate, g.due_lo, g.due_hi,
+                                   f"{by}={value},{part}", k, n)
     return out
+
+
+def _part(role: str) -> str:
+    return "scale" if role == "scale" else "value"
 
 
 def run_pvf(ctx: AvfContext, pvf_dir: str, trials: int, seed: int, by: str = "param",
             workers: int = 1, progress: bool = False) -> dict[str, PvfEntry]:
-    """Run (or resume) the PVF campaign the joined AVF needs, then its table."""
-    config = CampaignConfig(fault="sbf", dtypes=(ctx.dtype,), by=(by,), trials=trials, seed=seed,
-                            criterion=ctx.criterion.text, output=ctx.output, inputs_per_trial=1)
+    """Run (or resume) the PVF campaign the joined AVF needs, then its table (with int8 scales
+    stored, strata ``by`` × role, so that scales get trials of their own)."""
+    strata = (by,) if by == "param" or not ctx.hw.precision.stores_scales else (by, "role")  # scales apart
+    config = CampaignConfig(fault="sbf", dtypes=(ctx.dtype,), by=strata, trials=trials, seed=seed,
+                            criterion=ctx.criterion.text, output=ctx.output, inputs_per_trial=1,
+                            nonfinite=ctx.nonfinite)
     run_campaign(ctx.program, ctx.inputs, config, pvf_dir, workers=workers, progress=progress)
     return pvf_table(ctx, pvf_dir, by)

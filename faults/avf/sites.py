@@ -36,8 +36,9 @@ from accelsim.ir import Program
 from accelsim.schedule.core import Schedule
 from accelsim.schedule.dataflow import mac_cycle, sram_read_cycle
 from accelsim.schedule.residency import STRUCTURES
-from accelsim.schedule.tiling import EMBEDDING_SRAM, READER_ARRAY, READER_BIAS
+from accelsim.schedule.tiling import EMBEDDING_SRAM, READER_ARRAY, READER_BIAS, READER_SCALE
 from accelsim.schedule.workload import GemmWork
+from accelsim.storage import SCALE_SUFFIX
 
 from faults.inject.partial import Use
 
@@ -64,8 +65,10 @@ class Site:
 class Resolution:
     """What a site hits. ``status``: ``live`` or one of :data:`MASKED_STATUSES`.
 
-    ``full`` is True when the uses are every read of the element in the inference (the flip is
-    then the parameter-level fault). ``row`` is the residency row hit (−1 if none).
+    ``share`` is the fraction of the element's reads in the inference that the uses are
+    (output rows, lookups or vector-op reads; see ``accelsim.schedule.reach``); ``full`` is True
+    when they are every read (the flip is then the parameter-level fault). ``row`` is the
+    residency row hit (−1 if none).
     """
 
     site: Site
@@ -76,6 +79,7 @@ class Resolution:
     uses: tuple[Use, ...] = ()
     full: bool = False
     row: int = -1
+    share: float = 0.0
 
     @property
     def masked(self) -> bool:
@@ -106,7 +110,8 @@ class SiteResolver:
         self.total_cycles = int(schedule.total_cycles)
         self.hbm = schedule.hbm
         self.param_names = self.hbm.parameter_names
-        if self.param_names != tuple(program.parameters):
+        self.element_bytes = self.hbm.element_bytes
+        if self.param_names[:len(program.parameters)] != tuple(program.parameters):
             raise SiteError("the schedule's parameters differ from the program's (schedule/program mismatch)")
         self.steps, self.segs, self.folds = schedule.steps, schedule.segments, schedule.folds
         self.nseg = len(self.segs)
@@ -172,8 +177,9 @@ class SiteResolver:
         else:
             res = self._resolve_sram(site)
         if res.status == "live":
-            full = sum(u.count for u in res.uses) == self._count_all(res)
-            res = Resolution(site, "live", res.param, res.element, res.element_bit, res.uses, full, res.row)
+            reached, total = sum(u.count for u in res.uses), self._count_all(res)
+            res = Resolution(site, "live", res.param, res.element, res.element_bit, res.uses, reached == total,
+                             res.row, reached / total)
         return res
 
     def _count_all(self, res: Resolution) -> int:
@@ -192,7 +198,7 @@ class SiteResolver:
             return Resolution(site, "empty")
         row = int(seg[0])
         off = site.address - int(c["addr_lo"][row])
-        local, byte = divmod(off, self.wb)
+        local, byte = divmod(off, int(self.element_bytes[c["param"][row]]))
         width = int(c["n1"][row] - c["n0"][row])
         k, n = int(c["k0"][row]) + local // width, int(c["n0"][row]) + local % width
         param = self.param_names[int(c["param"][row])]
@@ -205,7 +211,7 @@ class SiteResolver:
         p, off = self.hbm.parameter_at(site.address)
         if off >= self.hbm.size_bytes[p]:
             return Resolution(site, "padding")
-        element, byte = divmod(off, self.wb)
+        element, byte = divmod(off, int(self.element_bytes[p]))
         uses, transfers = self._hbm_uses(p, element, site.cycle)
         param = self.param_names[p]
         if not transfers:
@@ -250,7 +256,8 @@ class SiteResolver:
         if segs.structure[seg] == EMBEDDING_SRAM:
             reads = self.c_end[s_lo:s_hi + 1] - 1
             if (reads >= cycle).any():
-                return [Use(op, "lookup", g, k, n, np.array([segs.lookup[seg]], dtype=np.int64))]
+                kind = "lookup_scale" if self.param_names[segs.param[seg]].endswith(SCALE_SUFFIX) else "lookup"
+                return [Use(op, kind, g, k, n, np.array([segs.lookup[seg]], dtype=np.int64))]
             return []
         if reader == READER_ARRAY:
             f = self.folds.take(slice(self.fold_step_lo[s_lo], self.fold_step_hi[s_hi]))
@@ -262,14 +269,32 @@ class SiteResolver:
             return [Use(op, "weight", g, k, n, np.unique(rows))]
         s = np.arange(s_lo, s_hi + 1)
         x = self.c_end[s] - 1
-        if reader == READER_BIAS:
+        if reader in (READER_BIAS, READER_SCALE):
             s = s[(steps.out_last[s] == 1) & (x >= cycle)]
             if s.size == 0:
                 return []
             rows = np.concatenate([np.arange(steps.m0[i], steps.m1[i], dtype=np.int64) for i in s])
-            return [Use(op, "bias", g, 0, n, np.unique(rows))]
+            if reader == READER_BIAS:
+                return [Use(op, "bias", g, 0, n, np.unique(rows))]
+            return self._scale_uses(seg, op, g, n, s)
         hit = x >= cycle
         return [Use(op, "whole", g, k, n, approx=not hit.all())] if hit.any() else []
+
+    def _scale_uses(self, seg: int, op: int, g: int, n: int, read_steps: np.ndarray) -> list[Use]:
+        """Uses of an int8 scale element read by the steps ``read_steps`` that finish output rows:
+        ``scale`` (a weight's scale) or ``bias_scale`` (the bias's), of column n (per-channel
+        scale) or of every column of the tile (per-tensor scale)."""
+        steps, work = self.steps, self.schedule.works[op]
+        name = self.param_names[int(self.segs.param[seg])]
+        kind = "scale" if work.weight_scale is not None and name == work.weight_scale.param else "bias_scale"
+        view = work.weight_scale if kind == "scale" else work.bias_scale
+        per_column = view.sg != 0 or view.sn != 0
+        uses: dict[int, list[np.ndarray]] = {}
+        for i in read_steps:
+            rows = np.arange(steps.m0[i], steps.m1[i], dtype=np.int64)
+            for col in ([n] if per_column else range(int(steps.n0[i]), int(steps.n1[i]))):
+                uses.setdefault(int(col), []).append(rows)
+        return [Use(op, kind, g, 0, col, np.unique(np.concatenate(parts))) for col, parts in sorted(uses.items())]
 
     def _resolve_pe(self, site: Site) -> Resolution:
         r, col = divmod(site.address, self.cols_)

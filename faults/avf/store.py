@@ -5,8 +5,10 @@ configuration, hardware, model and input fingerprints —, integrity check befor
 read-only opening), with one table:
 
 * ``sites``  one row per finished site trial, primary key (structure, trial): the site, what it
-  resolved to, whether it was masked without running the network, the outcome and raw
-  deviations. Each chunk is written in one transaction; a re-run skips stored trials.
+  resolved to (with the share of the element's reads it reaches), whether it was masked
+  without running the network, the outcome on the inference it hits and — for a window of
+  several inferences between scrubs — on the later ones, and the per-sample / per-event counts
+  of the window. Each chunk is written in one transaction; a re-run skips stored trials.
 """
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ COLUMNS = (
     ("full", "INTEGER NOT NULL"), ("n_reads", "INTEGER NOT NULL"), ("unrun", "INTEGER NOT NULL"),
     ("n_inputs", "INTEGER NOT NULL"), ("n_sdc", "INTEGER NOT NULL"), ("n_due", "INTEGER NOT NULL"),
     ("outcome", "INTEGER NOT NULL"), ("max_abs_dev", "REAL"), ("approx", "INTEGER NOT NULL"),
+    ("share", "REAL NOT NULL"), ("inference", "INTEGER NOT NULL"), ("n_sdc_later", "INTEGER NOT NULL"),
+    ("n_due_later", "INTEGER NOT NULL"), ("window", "INTEGER NOT NULL"), ("window_sdc", "INTEGER NOT NULL"),
+    ("window_due", "INTEGER NOT NULL"), ("window_inputs", "INTEGER NOT NULL"), ("event_sdc", "INTEGER NOT NULL"),
+    ("event_due", "INTEGER NOT NULL"),
 )
 NAMES = tuple(n for n, _ in COLUMNS)
 
@@ -33,7 +39,7 @@ class AvfStore(SqliteStore):
 
     FILE_NAME = FILE_NAME
     KIND = "AVF study"
-    FORMAT = "2"
+    FORMAT = "3"
     TABLES = {"sites": ", ".join(f"{n} {t}" for n, t in COLUMNS) + ", PRIMARY KEY (structure, trial)"}
 
     def done(self, structure: str) -> set[int]:

@@ -28,9 +28,10 @@ from typing import Any, Mapping
 from faults.common import stats
 from faults.common.files import csv_text, json_text, write_npz_atomic, write_text_atomic
 from faults.avf.context import AvfContext, AvfError
-from faults.avf.direct import SAMPLING_MODES, DirectAvf, run_direct, summarize_direct
+from faults.avf.direct import SAMPLING_MODES, DirectAvf, occupied, run_direct, summarize_direct
 from faults.avf.fit import DEFAULT_FIT_PER_MBIT, FitRow, fit_table, raw_rates
-from faults.avf.joined import JoinedAvf, PvfEntry, gap_explanation, joined_avf, pvf_table, run_pvf
+from faults.avf.joined import (JoinedAvf, PvfEntry, gap_explanation, join_weights, joined_avf, pvf_table,
+                               ratio_interval, run_pvf)
 from faults.avf.sites import SITE_STRUCTURES
 from faults.avf.store import AvfStore
 
@@ -69,7 +70,10 @@ class StudyConfig:
         structures: any of ``sites.SITE_STRUCTURES``.
         trials: direct site trials per structure (may grow between runs).
         seed: trial ``t`` of structure s draws from ``SeedSequence([seed, s, t])``.
-        inputs_per_trial: evaluation samples per site (0 = the whole batch).
+        inputs_per_trial: evaluation samples per site (0 = the whole batch, needed for per-event
+            AVF and FIT).
+        scrub_interval: inferences run back to back between two scrubs/reloads of HBM (1 = one
+            cold inference); an HBM upset persists for the rest of the window.
         sampling: "uniform" over bits × cycles, or "occupied" bit-cycles (scaled exactly).
         confidence, method: intervals (Wilson or Clopper–Pearson).
         fit_per_mbit: raw FIT/Mbit overrides, (structure, rate) pairs.
@@ -80,7 +84,8 @@ class StudyConfig:
     structures: tuple[str, ...] = ("weight_sram", "hbm", "pe")
     trials: int = 1000
     seed: int = 0
-    inputs_per_trial: int = 1
+    inputs_per_trial: int = 0
+    scrub_interval: int = 1
     sampling: str = "uniform"
     confidence: float = 0.95
     method: str = "wilson"
@@ -102,34 +107,44 @@ class StudyConfig:
             raise AvfError(f"seed must be >= 0, got {self.seed}")
         if self.inputs_per_trial < 0:
             raise AvfError(f"inputs_per_trial must be >= 0 (0 = the whole batch), got {self.inputs_per_trial}")
+        if self.scrub_interval < 1:
+            raise AvfError(f"scrub_interval must be >= 1 inference, got {self.scrub_interval}")
         if self.sampling not in SAMPLING_MODES:
             raise AvfError(f"sampling {self.sampling!r}: choose {', '.join(SAMPLING_MODES)}")
         stats.method_name(self.method)
         if not 0.0 < self.confidence < 1.0:
             raise AvfError(f"confidence must be in (0, 1), got {self.confidence}")
         for s, rate in self.fit_per_mbit:
-            if s not in DEFAULT_FIT_PER_MBIT or not rate >= 0:
+            if s not in DEFAULT_FIT_PER_MBIT or not 0 <= rate < float("inf"):
                 raise AvfError(f"fit_per_mbit {s}={rate}: structure in {', '.join(DEFAULT_FIT_PER_MBIT)}, rate >= 0")
         if self.chunk_size < 1:
             raise AvfError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.trials > 2**62 or self.chunk_size > 65536:  # trial indices are SQLite INTEGERs
+            raise AvfError(f"trials must be <= 2^62 and chunk_size <= 65536, got {self.trials} and {self.chunk_size}")
 
     def identity(self, ctx: AvfContext) -> dict[str, Any]:
         """What stored site trials depend on: any change makes them another study's trials."""
         return {"hardware": ctx.hw.to_dict(), "dtype": ctx.dtype, "criterion": ctx.criterion.text,
+                "nonfinite": ctx.nonfinite, "bank": _bank_identity(ctx.bank),
                 "output": ctx.output, "seed": self.seed, "inputs_per_trial": self.inputs_per_trial,
+                "scrub_interval": self.scrub_interval,
                 "sampling": self.sampling, "chunk_size": self.chunk_size, "batch": ctx.batch,
                 "program": ctx.program_fingerprint, "inputs": ctx.inputs_fingerprint}
 
 
 @dataclass(frozen=True)
 class StructureResult:
-    """Direct (and joined) AVF of one structure; ``bits`` = sampled bits (HBM: parameter region)."""
+    """Direct AVF of one structure and, with a PVF campaign, both joined estimates (full-PVF
+    upper bound, read-weighted) and direct ÷ read-weighted with its bootstrap interval;
+    ``bits`` = sampled bits (HBM: parameter region)."""
 
     structure: str
     bits: int
     capacity_bits_full: int
     direct: DirectAvf
     joined: JoinedAvf | None = None
+    joined_rw: JoinedAvf | None = None
+    ratio: tuple[float, float, float] = (float("nan"), float("nan"), float("nan"))
     explanation: str = ""
 
 
@@ -149,8 +164,8 @@ class StudyResult:
                 "method": self.method, "fit": [dataclasses.asdict(f) for f in self.fit],
                 "structures": {s: {"bits": r.bits, "capacity_bits_full": r.capacity_bits_full,
                                    "direct": dataclasses.asdict(r.direct),
-                                   **({"joined": {k: v for k, v in dataclasses.asdict(r.joined).items()
-                                                  if k != "per_param"}, "explanation": r.explanation}
+                                   **({"joined": _joined_dict(r.joined), "joined_rw": _joined_dict(r.joined_rw),
+                                       "ratio": list(r.ratio), "explanation": r.explanation}
                                       if r.joined is not None else {})}
                                for s, r in self.structures.items()}}
 
@@ -159,8 +174,11 @@ class StudyResult:
         structures = {}
         for s, e in data["structures"].items():
             joined = JoinedAvf(**e["joined"]) if "joined" in e else None
+            joined_rw = JoinedAvf(**e["joined_rw"]) if "joined_rw" in e else None
+            ratio = tuple(float(x) for x in e.get("ratio", (float("nan"),) * 3))
             structures[s] = StructureResult(s, int(e["bits"]), int(e["capacity_bits_full"]),
-                                            DirectAvf(**e["direct"]), joined, e.get("explanation", ""))
+                                            DirectAvf(**e["direct"]), joined, joined_rw, ratio,
+                                            e.get("explanation", ""))
         return cls(dict(data["config"]), int(data["total_cycles"]), structures,
                    tuple(FitRow(**f) for f in data["fit"]), float(data["confidence"]), str(data["method"]))
 
@@ -187,18 +205,33 @@ class StudyResult:
         return pd.DataFrame([dataclasses.asdict(f) for f in self.fit])
 
 
+def _joined_dict(j: JoinedAvf | None) -> dict[str, Any] | None:
+    return None if j is None else {k: v for k, v in dataclasses.asdict(j).items() if k != "per_param"}
+
+
+def _bank_identity(bank) -> dict | None:
+    if bank is None:
+        return None
+    return {"params": sorted(bank.params), "weight_sram_bytes": bank.weight_sram_bytes, "hbm": bank.hbm}
+
+
 def structure_rows(result: StudyResult) -> list[dict[str, Any]]:
-    """Rows of ``avf_table.csv``."""
+    """Rows of ``avf_table.csv``: per-sample direct AVF, both joins and the ratio, per-event AVF."""
     nan = float("nan")
     rows = []
     for s, r in result.structures.items():
-        d, j = r.direct, r.joined
+        d, j, w = r.direct, r.joined, r.joined_rw
         rows.append({"structure": s, "bits": r.bits, "trials": d.trials, "unrun": d.unrun,
                      "live_fraction": d.live_fraction, "ace_fraction": d.ace_fraction,
                      "direct_avf": d.avf_sdc, "direct_lo": d.sdc_lo, "direct_hi": d.sdc_hi,
+                     "joined_rw_avf": w.avf_sdc if w else nan, "joined_rw_lo": w.sdc_lo if w else nan,
+                     "joined_rw_hi": w.sdc_hi if w else nan,
                      "joined_avf": j.avf_sdc if j else nan, "joined_lo": j.sdc_lo if j else nan,
-                     "joined_hi": j.sdc_hi if j else nan, "direct_due": d.avf_due,
-                     "joined_due": j.avf_due if j else nan})
+                     "joined_hi": j.sdc_hi if j else nan,
+                     "ratio": r.ratio[0], "ratio_lo": r.ratio[1], "ratio_hi": r.ratio[2],
+                     "event_avf": d.avf_event, "event_lo": d.event_lo, "event_hi": d.event_hi,
+                     "direct_due": d.avf_due, "event_due": d.avf_due_event,
+                     "joined_due": j.avf_due if j else nan, "window": d.window})
     return rows
 
 
@@ -237,20 +270,32 @@ def run_study(ctx: AvfContext, config: StudyConfig, out_dir: str | Path, *,
             bar = _bar(progress, config.trials, s)
             rows = run_direct(ctx, s, config.trials, config.seed, store, config.inputs_per_trial,
                               config.chunk_size, on_chunk=(lambda n, b=bar: b.update(n)) if bar else None,
-                              mode=config.sampling)
+                              mode=config.sampling, window=config.scrub_interval)
             if bar:
                 bar.close()
             d = summarize_direct(ctx, s, rows, config.confidence, config.method, config.sampling)
-            joined, explanation = None, ""
+            joined = joined_rw = None
+            ratio, explanation = (float("nan"),) * 3, ""
             if pvf is not None:
-                joined = joined_avf(ctx, s, pvf)
-                explanation = gap_explanation(d, joined, rows)
+                window = config.scrub_interval
+                joined = joined_avf(ctx, s, pvf, "full", window)
+                joined_rw = joined_avf(ctx, s, pvf, "read_weighted", window)
+                scale = occupied(ctx, s)[2] if config.sampling == "occupied" and s != "hbm" else 1.0
+                ratio = ratio_interval([r["window_sdc"] for r in rows], [r["window_inputs"] for r in rows], scale,
+                                       join_weights(ctx, s, "read_weighted", window), pvf,
+                                       float(ctx.resolver.capacity_bits(s)) * ctx.total_cycles,
+                                       config.confidence, seed=config.seed)
+                explanation = gap_explanation(d, joined, joined_rw, ratio, rows)
+                rw_terms = {p: (a, c) for p, a, _, c in joined_rw.per_param}
                 terms += [{"structure": s, "param": p, "layer": ctx.layer_of[p], "ace_bit_cycles": a,
-                           "pvf": v, "avf_contribution": c} for p, a, v, c in joined.per_param]
-            per[s] = StructureResult(s, ctx.resolver.capacity_bits(s),
-                                     int(ctx.schedule.residency.capacity_bits[s]), d, joined, explanation)
-    avf_for_fit = {s: {"avf_sdc": r.direct.avf_sdc, "sdc_lo": r.direct.sdc_lo, "sdc_hi": r.direct.sdc_hi,
-                       "avf_due": r.direct.avf_due, "due_lo": r.direct.due_lo, "due_hi": r.direct.due_hi}
+                           "ace_read_weighted": rw_terms.get(p, (0.0, 0.0))[0], "pvf": v, "avf_contribution": c,
+                           "avf_contribution_rw": rw_terms.get(p, (0.0, 0.0))[1]}
+                          for p, a, v, c in joined.per_param]
+            per[s] = StructureResult(s, ctx.resolver.capacity_bits(s), int(ctx.schedule.residency.capacity_bits[s]),
+                                     d, joined, joined_rw, ratio, explanation)
+    avf_for_fit = {s: {k: getattr(r.direct, k) for k in ("avf_sdc", "sdc_lo", "sdc_hi", "avf_due", "due_lo",
+                                                          "due_hi", "avf_event", "event_lo", "event_hi",
+                                                          "avf_due_event", "due_event_lo", "due_event_hi")}
                    for s, r in per.items()}
     fits = fit_table(avf_for_fit, {s: r.bits for s, r in per.items()}, rates)
     result = StudyResult({**identity, **all_settings}, ctx.total_cycles, per, tuple(fits),

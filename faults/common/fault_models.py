@@ -8,12 +8,24 @@ least significant bit (for floats: mantissa LSB; bit ``b-1`` is the sign). A mem
 Fault models (``FaultModel.kind``):
 
 * ``sbf``     single bit flip at one element and one bit position;
-* ``mbf``     multiple bit flips: every bit of the parameter flips independently with
+* ``mbf``     multiple bit flips: every stored bit of the scope flips independently with
   probability ``ber``, conditioned on at least one flip (the parameter *is* corrupted — PVF is
-  a conditional probability); the count is drawn from the zero-truncated binomial;
+  a conditional probability); the count is drawn from the zero-truncated binomial. The BER is
+  per stored bit *of the scope*: ``scope=tensor`` (default) — of the whole parameter, so the
+  number of flips grows with the tensor's size and the PVF mixes sensitivity with size (a
+  large embedding table at 1e-6 takes many flips, a bias one); ``scope=element`` — of one
+  uniformly drawn element (its bits, or ``positions``), which does not depend on tensor size;
+* ``kbit``    exactly ``k`` distinct bits flipped, uniformly among the bits of one element
+  (``scope=element``, default; restricted to ``positions`` if given) or of one memory word of
+  ``word_bits`` bits (``scope=word``; may span adjacent elements of the word; a partial last
+  word counts with its own bits). Every ``k``-subset of a scope is equally likely: the fixed-
+  count multi-bit model beside the BER model;
 * ``burst``   ``length`` adjacent bits flipped inside one memory word of ``word_bits`` bits
   (never crossing a word boundary; it may span adjacent elements of the same word);
-* ``stuck0`` / ``stuck1``  one bit forced to 0 / 1 (masked when it already has that value);
+* ``stuck0`` / ``stuck1``  one bit forced to 0 / 1; when the bit already has that value the
+  fault is *not activated* (``Corruption.activated`` is False, nothing changes, the outcome is
+  masked). Reports give the activated share and the PVF among activated faults beside the
+  unconditional PVF;
 * ``random``  one element replaced by a uniformly random bit pattern.
 
 Bit position (``sbf``, ``stuck*``: the bit; ``burst``: the lowest bit of the burst relative
@@ -23,25 +35,37 @@ the campaign passes one (a sweep is a campaign whose strata are the positions).
 ``draw`` returns a :class:`Corruption`: flat element indices and their new stored bits, from
 which :func:`apply` builds the faulty stored tensor. Every draw uses the given
 ``numpy.random.Generator``; nothing here keeps state.
+
+Populations (:func:`population_size`, the ``N`` of sample-size formulas): ``sbf`` / ``stuck*``
+``n·|positions|``; ``burst`` the (element, start bit) sites whose burst fits one word and the
+tensor; ``kbit`` ``n·C(b, k)`` per element, ``full_words·C(W, k) + C(rem, k)`` per word; ``mbf``
+and ``random`` unbounded (``inf``). For the bounded models every draw is uniform over the
+population and :func:`fault_at` numbers it (index ``0..N-1``), so a small population can be
+enumerated exhaustively (:func:`enumerable`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from accelsim.errors import UserError
 from accelsim.storage import BITS_PER_ELEMENT, StoredTensor, check_format
 
-KINDS = ("sbf", "mbf", "burst", "stuck0", "stuck1", "random")
+from faults.common.bitstream import _UINT, Corruption, FaultModelError, from_stream_bits, make, single
+from faults.common.multibit import (burst_draw, burst_at, burst_positions, burst_sites, kbit_draw, kbit_make,
+                                    kbit_scope, mbf_element, unrank_combination, burst_starts,
+                                    zero_truncated_binomial)
+
+__all__ = ["KINDS", "SCOPES", "FaultModel", "FaultModelError", "Corruption", "parse_fault", "parse_positions",
+           "draw", "single_bit_flip", "burst_starts", "zero_truncated_binomial", "apply", "flip",
+           "population_size", "enumerable", "fault_at"]
+
+KINDS = ("sbf", "mbf", "kbit", "burst", "stuck0", "stuck1", "random")
+SCOPES = {"mbf": ("tensor", "element"), "kbit": ("element", "word")}
 _KIND_ALIASES = {"stuck-at-0": "stuck0", "stuck-at-1": "stuck1", "sa0": "stuck0", "sa1": "stuck1",
                  "bitflip": "sbf", "flip": "sbf", "rand": "random"}
-_UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32}
-
-
-class FaultModelError(UserError, ValueError):
-    """A fault model or fault site is invalid (one line, names what and where)."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +75,12 @@ class FaultModel:
     Attributes:
         kind: one of :data:`KINDS`.
         positions: bit positions (within an element) the bit is drawn from; empty = all.
-        ber: per-bit error rate (``mbf``).
+        ber: per-bit error rate (``mbf``), per stored bit of the scope.
         length: number of adjacent bits (``burst``).
-        word_bits: memory word width in bits (``burst``).
+        word_bits: memory word width in bits (``burst``, ``kbit`` with ``scope=word``).
+        k: number of distinct bits flipped (``kbit``).
+        scope: ``mbf``: ``tensor`` (default) or ``element``; ``kbit``: ``element`` (default) or
+            ``word``; empty for the other models.
     """
 
     kind: str = "sbf"
@@ -61,6 +88,8 @@ class FaultModel:
     ber: float = 1e-6
     length: int = 2
     word_bits: int = 64
+    k: int = 2
+    scope: str = ""
 
     def __post_init__(self) -> None:
         kind = _KIND_ALIASES.get(self.kind, self.kind)
@@ -70,6 +99,24 @@ class FaultModel:
             raise FaultModelError(f"unknown fault model {self.kind!r}; choose one of {', '.join(KINDS)}")
         if kind == "mbf" and not 0.0 < self.ber <= 1.0:
             raise FaultModelError(f"mbf: ber must be in (0, 1], got {self.ber}")
+        scope = str(self.scope).strip().lower()
+        if kind in SCOPES:
+            scope = scope or SCOPES[kind][0]
+            if scope not in SCOPES[kind]:
+                raise FaultModelError(f"{kind}: scope must be {' or '.join(SCOPES[kind])}, got {self.scope!r}")
+        elif scope:
+            raise FaultModelError(f"{kind}: no scope option (only mbf and kbit have one)")
+        object.__setattr__(self, "scope", scope)
+        if kind == "kbit":
+            if self.k < 1:
+                raise FaultModelError(f"kbit: k must be >= 1, got {self.k}")
+            if scope == "word":
+                if self.positions:
+                    raise FaultModelError("kbit: bits= applies to scope=element only")
+                if self.word_bits < 1 or self.k > self.word_bits:
+                    raise FaultModelError(f"kbit: need 1 <= k <= word, got k={self.k} word={self.word_bits}")
+            elif self.positions and self.k > len(set(self.positions)):
+                raise FaultModelError(f"kbit: k={self.k} exceeds the {len(set(self.positions))} allowed bit positions")
         if kind == "burst":
             if self.length < 1 or self.word_bits < 1 or self.length > self.word_bits:
                 raise FaultModelError(
@@ -94,6 +141,16 @@ class FaultModel:
             raise FaultModelError(f"bit position {bad[0]} out of range for {fmt} (bits 0..{width - 1})")
         return positions
 
+    def bit_positions_for(self, width: int) -> tuple[int, ...]:
+        """Candidate bit positions within a ``width``-bit element (``positions`` or all), checked."""
+        positions = self.positions or tuple(range(width))
+        bad = [p for p in positions if p >= width]
+        if bad:
+            raise FaultModelError(f"bit position {bad[0]} out of range for a {width}-bit element")
+        if self.kind == "kbit" and self.scope == "element" and self.k > len(positions):
+            raise FaultModelError(f"kbit: k={self.k} exceeds the {len(positions)} bits of one element")
+        return positions
+
     def describe(self) -> str:
         """Short text form, parseable by :func:`parse_fault`."""
         parts: list[str] = []
@@ -104,34 +161,18 @@ class FaultModel:
         if self.kind == "burst":
             parts.append(f"len={self.length}")
             parts.append(f"word={self.word_bits}")
+        if self.kind == "kbit":
+            parts.append(f"k={self.k}")
+            if self.scope == "word":
+                parts += ["scope=word", f"word={self.word_bits}"]
+        if self.kind == "mbf" and self.scope != "tensor":
+            parts.append(f"scope={self.scope}")
         return self.kind + (":" + ",".join(parts) if parts else "")
 
 
-@dataclass(frozen=True)
-class Corruption:
-    """The effect of one fault on one parameter's stored bits.
-
-    Attributes:
-        index: flat element indices (sorted, unique, int64).
-        old_bits / new_bits: stored bit patterns before / after (uint of the format's width).
-        bit: bit position of the fault within its first element (-1 when not applicable).
-        nflips: number of stored bits that actually changed.
-    """
-
-    index: np.ndarray
-    old_bits: np.ndarray
-    new_bits: np.ndarray
-    bit: int
-    nflips: int
-
-    @property
-    def masked(self) -> bool:
-        """True when no stored bit changed (e.g. stuck-at on a bit already at that value)."""
-        return self.nflips == 0
-
-
 def parse_fault(text: str) -> FaultModel:
-    """``sbf``, ``sbf:bits=23-30``, ``burst:len=4,word=64``, ``mbf:ber=1e-6``, ``stuck1:bit=30``."""
+    """``sbf``, ``sbf:bits=23-30``, ``burst:len=4,word=64``, ``mbf:ber=1e-6[,scope=element]``,
+    ``kbit:k=2[,scope=word,word=64]``, ``stuck1:bit=30``."""
     kind, _, rest = text.strip().partition(":")
     kwargs: dict[str, object] = {}
     for item in filter(None, (s.strip() for s in rest.split(","))):
@@ -148,8 +189,12 @@ def parse_fault(text: str) -> FaultModel:
                 kwargs["length"] = int(value)
             elif key in ("word", "word_bits"):
                 kwargs["word_bits"] = int(value)
+            elif key == "k":
+                kwargs["k"] = int(value)
+            elif key == "scope":
+                kwargs["scope"] = value.strip().lower()
             else:
-                raise FaultModelError(f"unknown fault option {key!r} in {text!r} (bits, ber, len, word)")
+                raise FaultModelError(f"unknown fault option {key!r} in {text!r} (bits, ber, len, word, k, scope)")
         except ValueError as exc:
             if isinstance(exc, FaultModelError):
                 raise
@@ -158,14 +203,19 @@ def parse_fault(text: str) -> FaultModel:
 
 
 def parse_positions(text: str) -> tuple[int, ...]:
-    """``"30"``, ``"23-30"``, ``"0+7+15"`` -> sorted unique bit positions."""
+    """``"30"``, ``"23-30"``, ``"0+7+15"`` -> sorted unique bit positions. An empty list, a
+    reversed range (``30-23``) or a position past 63 is an error, never "all bits"."""
     out: set[int] = set()
     for part in filter(None, text.replace(" ", "").split("+")):
         lo, sep, hi = part.partition("-")
-        if sep:
-            out.update(range(int(lo), int(hi) + 1))
-        else:
-            out.add(int(lo))
+        first, last = int(lo), int(hi if sep else lo)
+        if first > last:
+            raise FaultModelError(f"bit range {part!r} is reversed; write {last}-{first}")
+        if last > 63:
+            raise FaultModelError(f"bit position {last} in {part!r}: stored elements have at most 32 bits")
+        out.update(range(first, last + 1))
+    if not out:
+        raise FaultModelError(f"no bit positions in {text!r}; give e.g. bits=23-30 (or leave bits out for all)")
     return tuple(sorted(out))
 
 
@@ -197,13 +247,17 @@ def draw(
             else:
                 bit = int(rng.integers(width))
         element = int(rng.integers(n))
-        return _single(flat, width, element, bit, kind)
+        return single(flat, width, element, bit, kind)
     if kind == "random":
         element = int(rng.integers(n))
         new = rng.integers(0, 1 << width, dtype=np.uint64)
-        return _make(flat, width, np.array([element]), np.array([new]), -1)
+        return make(flat, width, np.array([element]), np.array([new]), -1)
     if kind == "burst":
-        return _burst(model, flat, width, rng, bit)
+        return burst_draw(model, flat, width, rng, bit)
+    if kind == "kbit":
+        return kbit_draw(model, flat, width, rng)
+    if model.scope == "element":
+        return mbf_element(model, flat, width, rng)
     return _mbf(model, flat, width, rng)
 
 
@@ -213,92 +267,7 @@ def single_bit_flip(stored: StoredTensor, element: int, bit: int) -> Corruption:
     flat = stored.bits.reshape(-1)
     if not 0 <= element < flat.size or not 0 <= bit < width:
         raise FaultModelError(f"element {element} bit {bit} outside a {flat.size}-element {stored.fmt} tensor")
-    return _single(flat, width, element, bit, "sbf")
-
-
-def _single(flat: np.ndarray, width: int, element: int, bit: int, kind: str) -> Corruption:
-    old = int(flat[element])
-    mask = 1 << bit
-    if kind == "sbf":
-        new = old ^ mask
-    elif kind == "stuck0":
-        new = old & ~mask
-    else:
-        new = old | mask
-    return _make(flat, width, np.array([element]), np.array([new]), bit)
-
-
-def _make(flat: np.ndarray, width: int, index: np.ndarray, new: np.ndarray, bit: int) -> Corruption:
-    dtype = _UINT[width]
-    index = np.asarray(index, dtype=np.int64)
-    old_bits = flat[index].astype(dtype)
-    new_bits = (np.asarray(new, dtype=np.uint64) & np.uint64((1 << width) - 1)).astype(dtype)
-    changed = np.bitwise_xor(old_bits.astype(np.uint64), new_bits.astype(np.uint64))
-    nflips = sum(int(v).bit_count() for v in changed.tolist())
-    return Corruption(index, old_bits, new_bits, int(bit), nflips)
-
-
-def _from_stream_bits(flat: np.ndarray, width: int, stream_bits: np.ndarray, bit: int) -> Corruption:
-    """Flip the given stream bit positions (unique int64)."""
-    stream_bits = np.asarray(stream_bits, dtype=np.int64)
-    elements = stream_bits // width
-    offsets = stream_bits % width
-    index = np.unique(elements)
-    masks = np.zeros(index.size, dtype=np.uint64)
-    np.bitwise_or.at(masks, np.searchsorted(index, elements), np.uint64(1) << offsets.astype(np.uint64))
-    new = flat[index].astype(np.uint64) ^ masks
-    return _make(flat, width, index, new, bit)
-
-
-def burst_starts(n_elements: int, width: int, length: int, word_bits: int) -> int:
-    """Number of valid burst start positions in a parameter of ``n_elements`` elements."""
-    total = n_elements * width
-    full, rem = divmod(total, word_bits)
-    return full * (word_bits - length + 1) + max(0, rem - length + 1)
-
-
-def _burst(
-    model: FaultModel, flat: np.ndarray, width: int, rng: np.random.Generator, bit: int | None
-) -> Corruption:
-    W, L = model.word_bits, model.length
-    n = flat.size
-    total = n * width
-    if bit is None and not model.positions:
-        count = burst_starts(n, width, L, W)
-        if count <= 0:
-            raise FaultModelError(f"burst of {L} bits does not fit in a parameter of {total} bits")
-        j = int(rng.integers(count))
-        per_word = W - L + 1
-        word, offset = divmod(j, per_word)
-        start = word * W + offset
-    else:
-        if bit is None:
-            bad = [p for p in model.positions if p >= width]
-            if bad:
-                raise FaultModelError(f"bit position {bad[0]} out of range for a {width}-bit element")
-            bit = int(model.positions[rng.integers(len(model.positions))])
-        start = _burst_start_at_bit(n, width, L, W, bit, rng)
-    stream = np.arange(start, start + L, dtype=np.int64)
-    return _from_stream_bits(flat, width, stream, int(start % width))
-
-
-def _burst_start_at_bit(n: int, width: int, L: int, W: int, bit: int, rng: np.random.Generator) -> int:
-    """Uniform element whose burst starting at ``bit`` stays in one word and in the parameter."""
-    period = W // np.gcd(W, width)
-
-    def fits(e: int) -> bool:
-        start = e * width + bit
-        return (start % W) + L <= W and start + L <= n * width
-
-    if not any(fits(e) for e in range(min(period, n))) and not fits(n - 1):
-        raise FaultModelError(
-            f"burst of {L} bits at bit {bit} never fits a {W}-bit word of this {width}-bit format"
-        )
-    for _ in range(100_000):
-        e = int(rng.integers(n))
-        if fits(e):
-            return e * width + bit
-    raise FaultModelError(f"burst of {L} bits at bit {bit}: no fitting element found")
+    return single(flat, width, element, bit, "sbf")
 
 
 def _mbf(model: FaultModel, flat: np.ndarray, width: int, rng: np.random.Generator) -> Corruption:
@@ -314,19 +283,7 @@ def _mbf(model: FaultModel, flat: np.ndarray, width: int, rng: np.random.Generat
     else:
         stream = picks
     first_bit = int(stream[0] % width) if k == 1 else -1
-    return _from_stream_bits(flat, width, stream, first_bit)
-
-
-def zero_truncated_binomial(n: int, p: float, rng: np.random.Generator) -> int:
-    """A draw of Binomial(n, p) conditioned on being >= 1 (inverse survival function)."""
-    from scipy.stats import binom
-
-    u = rng.random()
-    sf0 = float(binom.sf(0, n, p))  # P(K >= 1)
-    if sf0 <= 0.0:
-        return 1
-    k = int(binom.isf(u * sf0, n, p))  # smallest k with P(K > k) <= u P(K >= 1)
-    return max(1, min(k, n))
+    return from_stream_bits(flat, width, stream, first_bit)
 
 
 # ---------------------------------------------------------------------------- applying
@@ -350,13 +307,48 @@ def flip(bits: np.ndarray | int, positions: Sequence[int], width: int) -> np.nda
 
 
 def population_size(model: FaultModel, n_elements: int, fmt: str, bit: int | None = None) -> float:
-    """Number of distinct faults of ``model`` in a parameter (``inf`` when unbounded)."""
+    """Number of distinct faults of ``model`` in a parameter (``inf`` when unbounded; module
+    docstring). ``bit`` fixes the bit position (a stratum)."""
     width = BITS_PER_ELEMENT[check_format(fmt)]
     if model.kind in ("sbf", "stuck0", "stuck1"):
         per = 1 if bit is not None else len(model.bit_positions(fmt))
         return float(n_elements * per)
     if model.kind == "burst":
-        if bit is not None:
-            return float(n_elements)
-        return float(burst_starts(n_elements, width, model.length, model.word_bits))
+        if bit is None and not model.positions:
+            return float(burst_starts(n_elements, width, model.length, model.word_bits))
+        positions = burst_positions(model, width, bit)
+        return float(sum(c for _, _, c in burst_sites(n_elements, width, model.length, model.word_bits, positions)))
+    if model.kind == "kbit":
+        full, per, rem = kbit_scope(model, n_elements, width)
+        return float(full * math.comb(per, model.k) + math.comb(rem, model.k))
     return float("inf")
+
+
+def enumerable(model: FaultModel) -> bool:
+    """Whether :func:`fault_at` numbers this model's faults (a bounded population drawn uniformly)."""
+    return model.kind in ("sbf", "stuck0", "stuck1", "burst", "kbit")
+
+
+def fault_at(model: FaultModel, stored: StoredTensor, index: int, bit: int | None = None) -> Corruption:
+    """Fault number ``index`` (``0 <= index < population_size``) of ``model`` in ``stored``: the
+    enumeration behind exhaustive cells. sbf/stuck: element-major over the positions; burst:
+    start sites in word order (with positions: by bit, then element); kbit: scope-major, then
+    the k-subsets in lexicographic order."""
+    if not enumerable(model):
+        raise FaultModelError(f"{model.kind} faults cannot be enumerated")
+    width = stored.bits_per_element
+    flat = stored.bits.reshape(-1)
+    total = population_size(model, flat.size, stored.fmt, bit)
+    if not 0 <= index < total:
+        raise FaultModelError(f"fault index {index} outside a population of {int(total)}")
+    if model.kind in ("sbf", "stuck0", "stuck1"):
+        positions = (bit,) if bit is not None else model.bit_positions(stored.fmt)
+        element, j = divmod(int(index), len(positions))
+        return single(flat, width, element, int(positions[j]), model.kind)
+    if model.kind == "burst":
+        return burst_at(model, flat, width, int(index), bit)
+    full, per, rem = kbit_scope(model, flat.size, width)
+    per_scope = math.comb(per, model.k)
+    scope, rank = divmod(int(index), per_scope) if index < full * per_scope else (full, int(index) - full * per_scope)
+    size = per if scope < full else rem
+    return kbit_make(model, flat, width, scope, unrank_combination(rank, size, model.k))

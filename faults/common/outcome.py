@@ -14,10 +14,20 @@ Criteria (``parse_criterion``), combinable with ``|`` (or) and ``&`` (and):
 * ``dev>T``           max |Δ| over the output elements > T (any model);
 * ``any``             any output element changed at all.
 
-DUE (detected, not silent): the output of that input contains NaN or Inf — where the
-hardware would trap. Per input the outcome is DUE, else SDC if the criterion holds, else
-masked; a trial (one fault, possibly several inputs) is DUE if any input is, else SDC if any
-input is, else masked.
+Non-finite outputs (NaN or Inf in an input's output) follow a *policy* (``nonfinite``),
+applied when outcomes are computed — the raw records keep the ``nonfinite`` flag, so a report
+can re-apply another policy:
+
+* ``"sdc"`` (default, :data:`DEFAULT_NONFINITE`): a non-finite output is a silent corruption,
+  whatever the criterion says. Accelerators do not trap on NaN/Inf by default (IEEE 754
+  arithmetic propagates them quietly), so nothing detects it;
+* ``"due"``: detected — counted as DUE (for hardware that traps or checks outputs);
+* ``"apart"``: neither SDC nor DUE — its own outcome :data:`NONFINITE` (code 3), reported
+  beside them.
+
+Per input the outcome is the policy's code for a non-finite output, else SDC if the criterion
+holds, else masked; a trial (one fault, possibly several inputs) takes the largest code over
+its inputs (non-finite apart > DUE > SDC > masked).
 """
 from __future__ import annotations
 
@@ -28,8 +38,9 @@ import numpy as np
 
 from accelsim.errors import UserError
 
-MASKED, SDC, DUE = 0, 1, 2
-OUTCOME_NAMES = ("masked", "sdc", "due")
+MASKED, SDC, DUE, NONFINITE = 0, 1, 2, 3
+NONFINITE_POLICIES = ("sdc", "due", "apart")
+DEFAULT_NONFINITE = "sdc"
 
 RECORD = np.dtype(
     [
@@ -47,6 +58,17 @@ RECORD = np.dtype(
 
 class CriterionError(UserError, ValueError):
     """A malformed criterion string (one line)."""
+
+
+def check_nonfinite(policy: str) -> str:
+    """The validated non-finite policy (``sdc``, ``due`` or ``apart``)."""
+    name = str(policy).strip().lower()
+    if name not in NONFINITE_POLICIES:
+        raise CriterionError(f"unknown non-finite policy {policy!r}; choose {', '.join(NONFINITE_POLICIES)}")
+    return name
+
+
+_NONFINITE_CODE = {"sdc": SDC, "due": DUE, "apart": NONFINITE}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -125,14 +147,15 @@ class Criterion:
             result |= part
         return result
 
-    def outcomes(self, rec: np.ndarray) -> np.ndarray:
-        """Per-input outcome code: DUE (2), SDC (1) or masked (0)."""
+    def outcomes(self, rec: np.ndarray, nonfinite: str = DEFAULT_NONFINITE) -> np.ndarray:
+        """Per-input outcome code: SDC (1) or masked (0) by the criterion; a non-finite output
+        gets the code of the ``nonfinite`` policy (SDC 1, DUE 2, or NONFINITE 3 for "apart")."""
         out = np.where(self.incorrect(rec), SDC, MASKED)
-        return np.where(rec["nonfinite"], DUE, out).astype(np.int8)
+        return np.where(rec["nonfinite"], _NONFINITE_CODE[check_nonfinite(nonfinite)], out).astype(np.int8)
 
-    def trial_outcome(self, rec: np.ndarray) -> int:
-        """Outcome of one fault over its inputs: DUE > SDC > masked."""
-        return int(self.outcomes(rec).max()) if rec.size else MASKED
+    def trial_outcome(self, rec: np.ndarray, nonfinite: str = DEFAULT_NONFINITE) -> int:
+        """Outcome of one fault over its inputs: the largest code (NONFINITE > DUE > SDC > masked)."""
+        return int(self.outcomes(rec, nonfinite).max()) if rec.size else MASKED
 
     def ambiguous(self, rec: np.ndarray, atol: float = 1e-5, rtol: float = 1e-5) -> np.ndarray:
         """Inputs whose deciding margin is within floating-point noise (may be set aside).
@@ -184,9 +207,15 @@ def parse_criterion(text: str) -> Criterion:
                     f"unknown criterion {term!r} in {text!r}; use top1, ctr>T, click[@T], dev>T, any"
                 )
             if match.group("key"):
-                terms.append((match.group("key"), float(match.group("thr"))))
+                threshold = float(match.group("thr"))
+                if not threshold >= 0:  # |Δ| > T with T < 0 (or NaN) would call every output wrong
+                    raise CriterionError(f"criterion {term!r}: the threshold must be >= 0")
+                terms.append((match.group("key"), threshold))
             elif term.lower().startswith("click"):
-                terms.append(("click", float(match.group("click") or 0.5)))
+                threshold = float(match.group("click") or 0.5)
+                if not 0.0 < threshold < 1.0:
+                    raise CriterionError(f"criterion {term!r}: a click threshold is a probability in (0, 1)")
+                terms.append(("click", threshold))
             else:
                 terms.append((term.lower(), 0.0))
         groups.append(tuple(terms))
@@ -199,22 +228,22 @@ def default_criterion(classifier: bool) -> str:
 
 
 # ---------------------------------------------------------------------------- storage
-def records_to_bytes(rec: np.ndarray) -> bytes:
-    """Raw little-endian bytes of a record array (dtype :data:`RECORD`, fixed layout)."""
-    return np.ascontiguousarray(rec, dtype=RECORD).tobytes()
+class RecordError(UserError, ValueError):
+    """A stored record blob that is not a whole number of records (a damaged store)."""
 
 
 def records_from_bytes(blob: bytes) -> np.ndarray:
+    """Records of one trial from its stored bytes (one-line :class:`RecordError` if damaged)."""
+    if not isinstance(blob, (bytes, bytearray, memoryview)) or len(blob) % RECORD.itemsize:
+        size = len(blob) if isinstance(blob, (bytes, bytearray, memoryview)) else type(blob).__name__
+        raise RecordError(f"a stored trial record of {size} bytes is not a whole number of "
+                          f"{RECORD.itemsize}-byte records: the store is damaged")
     return np.frombuffer(blob, dtype=RECORD).copy()
 
 
-def summarize(rec: np.ndarray) -> dict[str, float | int]:
-    """Scalar raw deviations of one trial (columns of the store)."""
-    return summarize_many(rec, np.array([0, rec.size]))[0]
-
-
 def summarize_many(rec: np.ndarray, bounds: np.ndarray) -> list[dict[str, float | int]]:
-    """:func:`summarize` for consecutive trials: trial ``i`` owns ``rec[bounds[i]:bounds[i+1]]``."""
+    """Scalar raw deviations (columns of the store) of consecutive trials: trial ``i`` owns
+    ``rec[bounds[i]:bounds[i+1]]``."""
     bounds = np.asarray(bounds, dtype=np.int64)
     starts = bounds[:-1]
     sizes = np.diff(bounds)

@@ -12,8 +12,10 @@ A store is one SQLite file in a results folder. Its ``meta`` table holds:
   sample size: a campaign may grow).
 
 An existing file is checked *before* anything is written to it: SQLite header, ``PRAGMA
-quick_check`` through a read-only connection, the tables of the store's kind and its format.
-A damaged or foreign file is refused with one line and left byte-for-byte untouched.
+quick_check`` through a read-only connection (which also reads the ``-wal`` log a killed process
+left behind), the kind of store, its tables, its format and the JSON of its meta table. A
+damaged or foreign file is refused with one line and left byte-for-byte untouched (and so is
+its ``-wal`` log). Paths are quoted in the SQLite URI, so any folder name works.
 
 Subclasses set ``FILE_NAME``, ``KIND``, ``FORMAT`` and ``TABLES`` (name -> column
 declarations) and add their own reads and writes. Every write is one transaction.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import urllib.parse
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -44,18 +47,45 @@ def identity_hash(identity: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
 
 
+def _article(kind: str) -> str:
+    return "an" if kind[:1].upper() in "AEIOU" else "a"
+
+
+def _uri(path: Path, *params: str) -> str:
+    """An SQLite URI for ``path`` (quoted: a folder named ``a?b`` or ``50%`` stays itself)."""
+    return f"file:{urllib.parse.quote(str(path.absolute()))}?{'&'.join(params)}"
+
+
+def _read_only_uri(path: Path) -> str:
+    """Read-only access: SQLite never writes the store through it (it reads the ``-wal`` log a
+    killed process left, and may create the ``-shm`` index and an empty ``-wal`` beside it)."""
+    return _uri(path, "mode=ro")
+
+
+def _first_problem(rows: list[str]) -> str:
+    """The first line of ``PRAGMA quick_check`` output that says something (one line)."""
+    for row in rows:
+        for line in str(row).splitlines():
+            line = line.strip()
+            if line and not line.startswith("***"):
+                return line
+    return "failed"
+
+
 def check_sqlite_file(path: Path, kind: str, tables: tuple[str, ...], fmt: str) -> None:
-    """One-line :class:`StoreError` unless ``path`` is an intact store of ``kind`` (read-only)."""
+    """One-line :class:`StoreError` unless ``path`` is an intact store of ``kind`` (read-only:
+    the file and an existing ``-wal`` log beside it are left unchanged)."""
+    a_kind = f"{_article(kind)} {kind}"
     try:
         with open(path, "rb") as fh:
             header = fh.read(100)
     except OSError as exc:
         raise StoreError(f"{path}: cannot read the {kind} store ({exc.strerror})") from None
     if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
-        raise StoreError(f"{path}: not a {kind} store (not an SQLite file, or truncated); "
+        raise StoreError(f"{path}: not {a_kind} store (not an SQLite file, or truncated); "
                          "move it away or use another output folder")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(_read_only_uri(path), uri=True)
         try:
             problems = [row[0] for row in db.execute("PRAGMA quick_check")]
             present = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -65,15 +95,27 @@ def check_sqlite_file(path: Path, kind: str, tables: tuple[str, ...], fmt: str) 
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: damaged {kind} store ({exc}); it was not modified") from None
     if problems != ["ok"]:
-        raise StoreError(f"{path}: damaged {kind} store (integrity check: {problems[0]}); it was not modified")
+        raise StoreError(f"{path}: damaged {kind} store (integrity check: {_first_problem(problems)}); "
+                         "it was not modified")
+    if meta.get("kind", kind) != kind:
+        raise StoreError(f"{path}: holds {_article(str(meta['kind']))} {meta['kind']}, not {a_kind}")
     missing = [t for t in ("meta",) + tables if t not in present]
     if missing:
-        raise StoreError(f"{path}: not a {kind} store (missing table {missing[0]!r}); it was not modified")
-    if meta.get("kind", kind) != kind:
-        raise StoreError(f"{path}: holds a {meta['kind']}, not a {kind}")
+        raise StoreError(f"{path}: not {a_kind} store (missing table {missing[0]!r}); it was not modified")
     if meta.get("format") != fmt:
         raise StoreError(f"{path}: {kind} store format {meta.get('format')!r}, this version reads {fmt!r}; "
                          "re-run into another folder")
+    for key in ("identity", "settings"):
+        if key in meta and not _is_json_object(meta[key]):
+            raise StoreError(f"{path}: damaged {kind} store (meta {key!r} is not a JSON object); "
+                             "it was not modified")
+
+
+def _is_json_object(text: object) -> bool:
+    try:
+        return isinstance(json.loads(str(text)), dict)
+    except ValueError:  # json.JSONDecodeError
+        return False
 
 
 class SqliteStore:
@@ -106,7 +148,7 @@ class SqliteStore:
         elif readonly:
             raise StoreError(f"no {self.KIND} store at {path}")
         if readonly:
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            self.db = sqlite3.connect(_read_only_uri(path), uri=True)
         else:
             if path.parent.exists() and not path.parent.is_dir():
                 raise StoreError(f"{path.parent}: is a file, not a folder")
@@ -115,9 +157,10 @@ class SqliteStore:
                 self.db = sqlite3.connect(str(path), timeout=60)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
-            except (OSError, sqlite3.OperationalError) as exc:
-                raise StoreError(f"{path}: cannot create the {self.KIND} store ({exc})") from None
-            self._create(new=not exists)
+                self._create(new=not exists)
+            except (OSError, sqlite3.OperationalError) as exc:  # read-only file or folder, locked, ...
+                verb = "open" if exists else "create"
+                raise StoreError(f"{path}: cannot {verb} the {self.KIND} store for writing ({exc})") from None
         if identity is not None:
             self._check_identity(identity)
         if settings is not None and not readonly:

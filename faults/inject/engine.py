@@ -1,23 +1,26 @@
 """Fast exact parameter-fault injection from the golden run.
 
-For a fault in parameter ``p`` on a set of inputs (rows of the evaluation batch):
+For a fault in parameter ``p`` judged on some inputs (rows of the evaluation batch):
 
-1. The golden run (:class:`faults.inject._golden.GoldenRun`) is done once.
-2. The first instruction reading ``p`` is the start. Its faulty output is computed for the
-   fault's rows only, and only where it changes (:mod:`faults.inject._deltas`: a corrupted
-   gemm/matmul weight ``W[k, n]`` changes column ``n``; a conv weight one output channel; a
-   table row only the lookups of that row). Other ops are recomputed on the fault's rows with
-   the corrupted parameter (one instruction, a few rows).
-3. The faulty activations propagate through the rest of the program
+1. The golden run (:class:`faults.inject._golden.GoldenRun`) is done once; it keeps what
+   resumption needs within a memory budget and recomputes the rest on demand, bit for bit.
+2. The first instruction reading ``p`` is the start. It is recomputed on the fault's rows
+   only, with the corrupted parameter, by the executor's own kernel (an embedding bag on the
+   fault's bags only; a gather of a row nobody on those rows looks up is masked at once).
+3. The faulty activations propagate through the rest of the program on those rows only
    (:mod:`faults.inject._propagate`): only instructions reading a tensor that differs from the
-   golden one run; when nothing differs any more the fault is masked and propagation stops.
-4. Faults that start at the same instruction are stacked: their rows form one batch pushed
-   through the downstream instructions together (the weights are shared), once a probe has
-   shown that stacking from that instruction is exact; otherwise a fault runs alone on the
-   full batch (still with dirty-set skipping and early stop).
+   golden one run; when nothing differs any more the fault is masked (*early masked*) and
+   propagation stops.
+4. Faults that start at the same instruction are stacked: their rows form one virtual batch
+   pushed through the downstream instructions together (the weights are shared).
 
-Parameters read by several instructions (tied weights) run alone with the corrupted value kept
-in place for every reader. The golden run is never modified by an injection.
+Every kernel is row exact (``accelsim.kernels.linear``), so a fault's output is bit-identical
+to a full fp32 re-run of the executor on the whole batch with the corrupted parameter,
+restricted to the fault's rows — whatever the stack, the chunking or the memory budget. (A
+program whose batch-structure probe fails — an op mixing rows — runs every fault on the whole
+batch, still exact.) Parameters read by several instructions (tied weights) run alone with the
+corrupted value seen by every reader. The golden run is never modified: the corrupted value
+lives in a scratch copy of the parameter, patched and restored around each fault.
 """
 from __future__ import annotations
 
@@ -27,13 +30,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from accelsim.ir import Program
-from accelsim.kernels import KERNELS
+from accelsim.kernels import parallel
 from accelsim.storage import StoredTensor
 
 from faults.common.fault_models import Corruption
-from faults.inject._deltas import local_delta
-from faults.inject._golden import GoldenRun
-from faults.inject._propagate import Unstackable, equal, is_stackable, propagate
+from faults.inject._golden import GoldenRun, Rows
+from faults.inject._propagate import Unstackable, is_stackable, member_diff, propagate
+from faults.inject._start import start_outputs
 
 
 class FastPathError(RuntimeError):
@@ -61,12 +64,17 @@ class FaultResult:
 
 
 class FastInjector:
-    """Golden run + exact incremental injection for one program, input batch and storage dtype."""
+    """Golden run + exact incremental injection for one program, input batch and storage dtype.
+
+    ``budget_bytes``: memory for kept golden activations (None = keep every tensor); never
+    changes a result (:mod:`faults.inject._golden`).
+    """
 
     def __init__(self, program: Program, inputs: Mapping[str, np.ndarray], dtype: str = "fp32",
-                 output: str | None = None) -> None:
-        self.gold = GoldenRun(program, inputs, dtype, output)
+                 output: str | None = None, budget_bytes: int | None = None) -> None:
+        self.gold = GoldenRun(program, inputs, dtype, output, budget_bytes)
         self.program = program
+        self._scratch: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ facts of the golden run
     @property
@@ -83,7 +91,7 @@ class FastInjector:
 
     @property
     def golden(self) -> Mapping[str, np.ndarray]:
-        """Every tensor of the golden run by name (read only by convention)."""
+        """The kept tensors of the golden run by name (every tensor without a budget; read only)."""
         return self.gold.tensors
 
     @property
@@ -96,7 +104,7 @@ class FastInjector:
 
     @property
     def stacking_verdicts(self) -> dict[int, bool]:
-        """Start instruction index -> whether faults starting there are stacked (probed so far)."""
+        """Start instruction index -> whether faults starting there ran on their own rows, stacked."""
         return dict(self.gold.stackable)
 
     def stored(self, name: str) -> StoredTensor:
@@ -116,7 +124,7 @@ class FastInjector:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, faults: Sequence[Fault]) -> list[FaultResult]:
         """Faulty outputs of every fault (in order), grouped and stacked where possible."""
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), parallel.compute_threads():  # one BLAS thread per call
             return self._evaluate(faults)
 
     def _evaluate(self, faults: Sequence[Fault]) -> list[FaultResult]:
@@ -136,92 +144,85 @@ class FastInjector:
         for start, members in groups.items():
             try:
                 outs = self._run_stacked(start, [faults[i] for i in members])
-            except Unstackable:  # a fault the probe did not foresee: run each one alone
+            except Unstackable:  # a fault changed a non-batch tensor: run each one alone
                 outs = [self._run_alone(faults[i], start) for i in members]
             for i, res in zip(members, outs):
                 results[i] = res
         return [r for r in results if r is not None]
 
-    def _start_output(self, fault: Fault, start: int, rows: np.ndarray | None) -> list[np.ndarray]:
-        """Faulty outputs of the start instruction on ``rows`` (None = full batch)."""
-        gold = self.gold
-        inst = gold.instructions[start]
-        new, old = self.fault_values(fault)
-        fast = local_delta(gold, inst, fault.param, fault.corruption.index, new, old, rows)
-        if fast is not None:
-            return fast
-        # generic: the whole instruction on the full golden batch, then the fault's rows
-        # (row-subsetting inputs is not valid for every op, e.g. embedding_bag offsets)
-        args = []
-        for name in inst.inputs:
-            if not name:
-                args.append(None)
-            elif name == fault.param:
-                args.append(self.corrupted_value(fault))
-            else:
-                args.append(gold.tensors[name])
-        outs = list(KERNELS[inst.op](inst, args))
-        if rows is None:
-            return outs
-        return [v[rows] if o in gold.batch_tensors else v for o, v in zip(inst.outputs, outs)]
+    def _patched(self, fault: Fault) -> np.ndarray:
+        """The scratch copy of the fault's parameter with its corrupted elements set."""
+        scratch = self._scratch.get(fault.param)
+        if scratch is None:
+            scratch = np.array(self.gold.tensors[fault.param], dtype=np.float32, copy=True)
+            self._scratch[fault.param] = scratch
+        scratch.reshape(-1)[fault.corruption.index] = self.fault_values(fault)[0]
+        return scratch
+
+    def _restore(self, fault: Fault) -> None:
+        scratch = self._scratch[fault.param]
+        scratch.reshape(-1)[fault.corruption.index] = self.fault_values(fault)[1]
 
     def _run_alone(self, fault: Fault, start: int) -> FaultResult:
-        """One fault on the full batch; corrupted parameter kept for every reader."""
+        """One fault on its own rows (the whole batch if the program is not row separable)."""
         gold = self.gold
         name = gold.instructions[start].name
-        multi = len(gold.readers[fault.param]) > 1
-        overrides = {fault.param: self.corrupted_value(fault)} if multi else {}
-        dirty: dict[str, np.ndarray] = {}
-        if multi:
-            begin = start
-        else:
-            outs = self._start_output(fault, start, None)
-            for out_name, value in zip(gold.instructions[start].outputs, outs):
-                if not equal(value, gold.tensors[out_name]):
-                    dirty[out_name] = value
-            begin = start + 1
-        final = propagate(gold, begin, dirty, None, [gold.batch], overrides, fault.param)
-        out = final[0] if final else gold.output_value
-        return FaultResult(np.asarray(out)[fault.rows], name, not final)
+        rows = fault.rows if gold.separable else np.arange(gold.batch)
+        value = self._patched(fault)
+        try:
+            if len(gold.readers[fault.param]) > 1:
+                final = propagate(gold, start, {}, rows, [rows.size], {fault.param: value}, fault.param)
+            else:
+                inst = gold.instructions[start]
+                ctx = Rows(gold, rows)
+                outs = start_outputs(gold, inst, fault.param, value, ctx, fault.corruption.index) or []
+                dirty = {}
+                for out_name, out in zip(inst.outputs, outs):
+                    golden = ctx.golden(out_name) if out_name in gold.batch_tensors else ctx.value(out_name)
+                    if out.shape != golden.shape or member_diff(out, golden, [out.shape[0] if out.ndim else 1]).any():
+                        dirty[out_name] = out
+                final = propagate(gold, start + 1, dirty, rows, [rows.size], {}, None) if dirty else None
+        finally:
+            self._restore(fault)
+        if final is None:
+            return FaultResult(gold.output_rows(fault.rows), name, True)
+        out = np.asarray(final[0] if gold.separable else final[0][fault.rows])
+        golden = gold.output_rows(fault.rows)
+        if not gold.separable and not member_diff(out, golden, [out.shape[0]]).any():
+            return FaultResult(golden, name, True)  # other rows changed, not the fault's own
+        return FaultResult(out, name, False)
 
     def _run_stacked(self, start: int, faults: Sequence[Fault]) -> list[FaultResult]:
         gold = self.gold
         inst = gold.instructions[start]
         results = [FaultResult(gold.output_rows(f.rows), inst.name, True) for f in faults]
-        # single-element weight faults of a gemm/matmul: one vectorised column update
-        linear = [j for j, f in enumerate(faults) if self._linear_ok(inst, f)]
+        all_rows = np.concatenate([f.rows for f in faults])
+        bounds = np.concatenate([[0], np.cumsum([f.rows.size for f in faults])])
+        shared = Rows(gold, all_rows)
         alive: list[int] = []
-        rows_parts: list[np.ndarray] = []
-        sizes: list[int] = []
-        value_parts: list[list[np.ndarray]] = []
-        if linear:
-            v_alive, v_rows, v_sizes, v_value = self._stacked_linear_start(inst, [faults[j] for j in linear])
-            alive += [linear[a] for a in v_alive]
-            if v_alive:
-                rows_parts.append(v_rows)
-                sizes += v_sizes
-                value_parts.append([v_value])
-        chosen = set(linear)
+        parts: list[list[np.ndarray]] = []
         for j, fault in enumerate(faults):
-            if j in chosen:
+            ctx = _Slice(shared, int(bounds[j]), int(bounds[j + 1]), fault.rows)
+            try:
+                outs = start_outputs(gold, inst, fault.param, self._patched(fault), ctx, fault.corruption.index)
+            finally:
+                self._restore(fault)
+            if outs is None:
                 continue
-            outs = self._start_output(fault, start, fault.rows)
-            if all(equal(v, gold.rows_of(o, fault.rows)) for o, v in zip(inst.outputs, outs)):
-                continue
-            for k, out_name in enumerate(inst.outputs):
-                if out_name not in gold.batch_tensors and not equal(outs[k], gold.tensors[out_name]):
-                    raise FastPathError(f"stacked start {inst.name!r} changed non-batch tensor {out_name!r}")
-            alive.append(j)
-            rows_parts.append(fault.rows)
-            sizes.append(len(fault.rows))
-            value_parts.append(outs)
+            changed = False
+            for out_name, out in zip(inst.outputs, outs):
+                if member_diff(out, ctx.golden(out_name), [out.shape[0]]).any():
+                    changed = True
+            if changed:
+                alive.append(j)
+                parts.append(list(outs))
         if not alive:
             return results
-        rows = np.concatenate(rows_parts)
-        dirty: dict[str, np.ndarray] = {}
+        rows = np.concatenate([faults[j].rows for j in alive])
+        sizes = [int(faults[j].rows.size) for j in alive]
+        dirty = {}
         for k, out_name in enumerate(inst.outputs):
-            if out_name in gold.batch_tensors:
-                dirty[out_name] = np.concatenate([part[k] for part in value_parts])
+            dirty[out_name] = np.concatenate([part[k] for part in parts])
         final = propagate(gold, start + 1, dirty, rows, sizes, {}, None, member_ids=alive)
         if final is not None:
             out_value, member_ids, member_sizes = final
@@ -231,55 +232,26 @@ class FastInjector:
                 offset += size
         return results
 
-    def _linear_ok(self, inst, fault: Fault) -> bool:
-        """A single finite element of the 2-D weight of a gemm/matmul with batch-major 2-D operands."""
-        gold = self.gold
-        if inst.op not in ("gemm", "matmul") or len(inst.outputs) != 1 or fault.corruption.index.size != 1:
-            return False
-        if inst.inputs[1:2] != (fault.param,) or (inst.op == "gemm" and inst.attrs.get("trans_a")):
-            return False
-        if len(self.program.parameters[fault.param].shape) != 2:
-            return False
-        if inst.inputs[0] not in gold.batch_tensors or inst.outputs[0] not in gold.batch_tensors:
-            return False
-        if gold.tensors[inst.outputs[0]].ndim != 2:
-            return False
-        return bool(np.isfinite(self.fault_values(fault)[0][0]))
 
-    def _stacked_linear_start(self, inst, faults: Sequence[Fault]):
-        """Faults accepted by :meth:`_linear_ok`: one vectorised column update for all of them.
+class _Slice:
+    """The golden rows of one member (``lo:hi`` of a stack's virtual batch), sharing the
+    stack's recomputations."""
 
-        Returns (alive member ids, rows, sizes, stacked faulty output).
-        """
-        gold = self.gold
-        pshape = self.program.parameters[faults[0].param].shape
-        golden_out = gold.tensors[inst.outputs[0]]
-        new = np.empty(len(faults), dtype=np.float64)
-        old = np.empty(len(faults), dtype=np.float64)
-        idx = np.empty(len(faults), dtype=np.int64)
-        for j, f in enumerate(faults):
-            n_, o_ = self.fault_values(f)
-            new[j], old[j], idx[j] = n_[0], o_[0], f.corruption.index[0]
-        if inst.op == "gemm" and inst.attrs.get("trans_b"):
-            n_idx, k_idx = np.divmod(idx, pshape[1])
-        else:
-            k_idx, n_idx = np.divmod(idx, pshape[1])
-        alpha = float(inst.attrs.get("alpha", 1.0)) if inst.op == "gemm" else 1.0
-        sizes_all = np.array([f.rows.size for f in faults])
-        rows_all = np.concatenate([f.rows for f in faults])
-        member = np.repeat(np.arange(len(faults)), sizes_all)
-        a = gold.tensors[inst.inputs[0]]
-        col = n_idx[member]
-        contrib = a[rows_all, k_idx[member]].astype(np.float64) * (alpha * (new - old))[member]
-        value = golden_out[rows_all]
-        before = value[np.arange(rows_all.size), col]
-        after = (before.astype(np.float64) + contrib).astype(np.float32)
-        value[np.arange(rows_all.size), col] = after
-        changed_rows = after.view(np.uint32) != before.view(np.uint32)
-        changed = np.zeros(len(faults), dtype=bool)
-        np.logical_or.at(changed, member, changed_rows)
-        alive = [int(j) for j in np.nonzero(changed)[0]]
-        if not alive:
-            return [], rows_all[:0], [], value[:0]
-        keep = changed[member]
-        return alive, rows_all[keep], [int(s) for s in sizes_all[changed]], value[keep]
+    def __init__(self, shared: Rows, lo: int, hi: int, rows: np.ndarray) -> None:
+        self.shared, self.lo, self.hi, self.rows = shared, lo, hi, rows
+        self.gold = shared.gold
+        self.own: Rows | None = None
+
+    def golden(self, name: str) -> np.ndarray:
+        k = self.gold.batch_tensors.get(name)
+        value = self.shared.golden(name)
+        return value if k is None else value[self.lo * k:self.hi * k]
+
+    def value(self, name: str) -> np.ndarray:
+        if name in self.gold.batch_tensors:
+            return self.golden(name)
+        if name in self.gold.structure.meta:
+            if self.own is None:
+                self.own = Rows(self.gold, self.rows)
+            return self.own.value(name)
+        return self.gold.tensors[name]

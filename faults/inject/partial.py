@@ -1,22 +1,26 @@
-"""Fast exact faulty inference for a *partial* corruption of one parameter element.
+"""Fast exact faulty inference for *partial* corruptions of parameter elements.
 
 A hardware fault site, once resolved through the residency table (:mod:`faults.avf.sites`),
 says which reads see a corrupted element: a subset of the output rows of one GEMM / conv
 (im2col rows) / matmul, a subset of the lookups of a gather, or a whole vector op. Those reads
-are :class:`Use` records; this module computes the faulty network output for them on the
-chosen input samples:
+are :class:`Use` records. An :class:`ElementHit` is one element's new stored bits with the reads
+that see them; a :class:`HitFault` is one or several hits at once (e.g. the data bits an ECC
+decoder leaves wrong in a word) judged on some input samples. The element may be an int8
+parameter's fp32 scale (pseudo-parameter ``<name>#scale``, :mod:`faults.common.scales`): then
+every value of its channel decodes with the new scale where it is read.
 
 1. the golden run once (shared with the parameter-fault engine);
 2. at each instruction with uses, the faulty output is the golden one with only the affected
-   entries changed: ``Y[m, n] += A[m, k]·Δw`` (float64, one rounding to float32 — the fast
-   path's arithmetic) for the affected rows m, ``+= Δb`` for a bias, the new value for a
-   looked-up embedding element; a vector op that reads the element is recomputed with it;
-3. propagation from the next instruction reuses the engine's dirty-set propagation; faults
-   whose uses sit in one instruction are stacked (only their input samples) and pushed through
-   the rest of the network together, like parameter faults.
+   entries changed (:mod:`faults.inject._patches`; float64, one rounding to float32: a read-
+   dependent corruption has no full-re-run counterpart in the executor, so unlike parameter
+   faults it is not bit-identical to one); a vector op that reads a corrupted element is
+   recomputed with it;
+3. propagation from the next instruction reuses the engine's dirty-set propagation; single-hit
+   faults whose uses sit in one instruction are stacked (only their input samples) and pushed
+   through the rest of the network together, like parameter faults.
 
-A corruption that every read sees (``full``) *is* the parameter-level fault and is delegated
-to :meth:`FastInjector.evaluate` unchanged.
+Hits that every read sees (``full``), all of one parameter, *are* a parameter-level fault and
+are delegated to :meth:`FastInjector.evaluate` unchanged.
 """
 from __future__ import annotations
 
@@ -26,11 +30,13 @@ from typing import Sequence
 import numpy as np
 
 from accelsim.errors import UserError
-from accelsim.kernels import KERNELS
+from accelsim.kernels import KERNELS, parallel
 from accelsim.schedule.core import Schedule
 from accelsim.schedule.workload import GatherWork, GemmWork
 
-from faults.common.fault_models import Corruption, single_bit_flip
+from faults.common.fault_models import Corruption
+from faults.common.scales import base_of, scale_corruption, stored_scales
+from faults.inject._patches import PatchError, conv_patch, gemm_patch, lookup_patch
 from faults.inject._propagate import equal, is_stackable, propagate
 from faults.inject.engine import FastInjector, Fault
 
@@ -44,9 +50,11 @@ class Use:
     """Reads of one work item (index ``op`` into ``Schedule.works``) that see the corrupted value.
 
     kind: ``weight`` (GEMM-view element B_g[k, n] in output rows ``rows`` of group ``g``),
-    ``bias`` (bias element n in output rows ``rows``), ``lookup`` (embedding element ``n`` of
-    the looked-up row, lookup positions ``rows``), ``whole`` (a vector-unit op reading the
-    element: every output of the op).
+    ``bias`` (bias element n in output rows ``rows``), ``scale`` / ``bias_scale`` (the int8
+    scale of the weight / bias applied to column n in rows ``rows``), ``lookup`` (embedding
+    element ``n`` of the looked-up row ``k``, lookup positions ``rows``), ``lookup_scale`` (the
+    scale of looked-up row ``k``), ``whole`` (a vector-unit op reading the element: every output
+    of the op).
     """
 
     op: int
@@ -60,6 +68,26 @@ class Use:
     @property
     def count(self) -> int:
         return 1 if self.kind == "whole" else int(self.rows.size)
+
+
+@dataclass(frozen=True)
+class ElementHit:
+    """Element ``element`` of ``param`` (or of a scale pseudo-parameter) stored as ``new_bits``
+    for the reads ``uses`` (``full``: every read of the element)."""
+
+    param: str
+    element: int
+    new_bits: int
+    uses: tuple[Use, ...]
+    full: bool
+
+
+@dataclass
+class HitFault:
+    """Several element hits at once, judged on batch ``rows``."""
+
+    hits: tuple[ElementHit, ...]
+    rows: np.ndarray
 
 
 @dataclass
@@ -91,47 +119,100 @@ class PartialInjector:
         self.works = schedule.works
         self.batch = injector.batch
 
-    # ------------------------------------------------------------------ values
-    def corruption(self, fault: PartialFault) -> Corruption:
-        """Single bit flip of the stored element (the injector's storage format)."""
-        return single_bit_flip(self.gold.stored(fault.param), fault.element, fault.element_bit)
+    # ------------------------------------------------------------------ stored bits and values
+    def stored_bits(self, param: str, element: int) -> int:
+        """Stored bit pattern of ``element`` of ``param`` (a scale: its fp32 pattern)."""
+        base = base_of(param)
+        if base is None:
+            return int(self.gold.stored(param).bits.reshape(-1)[element])
+        return int(stored_scales(self.gold.stored(base)).bits[element])
 
-    def delta(self, fault: PartialFault) -> tuple[float, float]:
-        """(new, old) fp32 value of the corrupted element."""
-        new, old = self.gold.corrupted_values(fault.param, self.corruption(fault))
+    def hit(self, fault) -> ElementHit:
+        """The single bit flip of a :class:`PartialFault` (or a site resolution) as an element hit."""
+        bits = self.stored_bits(fault.param, fault.element) ^ (1 << fault.element_bit)
+        return ElementHit(fault.param, fault.element, bits, fault.uses, fault.full)
+
+    def corruption(self, fault) -> Corruption:
+        """Parameter-level corruption of a single bit flip (a :class:`PartialFault`, or anything
+        with ``param``, ``element`` and ``element_bit``, such as a site resolution)."""
+        bits = self.stored_bits(fault.param, fault.element) ^ (1 << fault.element_bit)
+        return self.hits_corruption([ElementHit(fault.param, fault.element, bits, (), True)])[1]
+
+    def hits_corruption(self, hits: Sequence[ElementHit]) -> tuple[str, Corruption]:
+        """(parameter, parameter-level corruption) of hits that are all of one (scale) parameter."""
+        base = base_of(hits[0].param)
+        if base is not None:
+            spec = self.program.parameters[base]
+            return base, scale_corruption(self.gold.stored(base), spec.shape, spec.channel_axis,
+                                          [h.element for h in hits], [h.new_bits for h in hits])
+        st = self.gold.stored(hits[0].param)
+        order = sorted(hits, key=lambda h: h.element)
+        index = np.array([h.element for h in order], dtype=np.int64)
+        flat = st.bits.reshape(-1)
+        new = np.array([h.new_bits for h in order], dtype=flat.dtype)
+        nflips = int(sum(int(x).bit_count() for x in (flat[index].astype(np.uint64) ^ new.astype(np.uint64)).tolist()))
+        changed = int(flat[index[0]]) ^ int(new[0])
+        return hits[0].param, Corruption(index, flat[index].copy(), new, (changed & -changed).bit_length() - 1, nflips)
+
+    def values(self, hit: ElementHit) -> tuple[float, float]:
+        """(new, old) fp32 value of the hit element (a scale: the scale itself)."""
+        base = base_of(hit.param)
+        if base is not None:
+            bits = stored_scales(self.gold.stored(base)).bits
+            return (float(np.uint32(hit.new_bits).view(np.float32)), float(bits[hit.element].view(np.float32)))
+        param, corruption = self.hits_corruption([hit])
+        new, old = self.gold.corrupted_values(param, corruption)
         return float(new[0]), float(old[0])
+
+    def delta(self, fault) -> tuple[float, float]:
+        """(new, old) fp32 value of the element a single bit flip corrupts (see :meth:`hit`)."""
+        return self.values(self.hit(fault))
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, faults: Sequence[PartialFault]) -> list[PartialResult]:
-        """Faulty outputs (on each fault's rows), grouped and stacked where possible."""
-        with np.errstate(all="ignore"):
-            return self._evaluate(faults)
+        """Faulty outputs of single bit flips (on each fault's rows), stacked where possible."""
+        return self.evaluate_hits([HitFault((self.hit(f),), f.rows) for f in faults])
 
-    def _evaluate(self, faults: Sequence[PartialFault]) -> list[PartialResult]:
+    def evaluate_hits(self, faults: Sequence[HitFault]) -> list[PartialResult]:
+        """Faulty outputs of element hits (on each fault's rows)."""
+        with np.errstate(all="ignore"), parallel.compute_threads():  # one BLAS thread per call
+            try:
+                return self._evaluate(faults)
+            except PatchError as exc:
+                raise PartialError(str(exc)) from None
+
+    def _evaluate(self, faults: Sequence[HitFault]) -> list[PartialResult]:
         out: list[PartialResult | None] = [None] * len(faults)
-        full_ids = [i for i, f in enumerate(faults) if f.full]
-        if full_ids:
-            plain = [Fault(faults[i].param, self.corruption(faults[i]), faults[i].rows) for i in full_ids]
-            for i, r in zip(full_ids, self.inj.evaluate(plain)):
-                out[i] = PartialResult(r.output, r.early_masked)
+        full: list[int] = []
         stacks: dict[int, list[int]] = {}
         for i, f in enumerate(faults):
-            if out[i] is not None:
-                continue
-            new, old = self.delta(f)
-            if np.float32(new).view(np.uint32) == np.float32(old).view(np.uint32) or not f.uses:
+            hits = [h for h in f.hits if h.uses and self._changes(h)]
+            if not hits:
                 out[i] = PartialResult(self.gold.output_rows(f.rows), True)
-                continue
-            instrs = sorted({self.works[u.op].index for u in f.uses})
-            if len(instrs) == 1 and is_stackable(self.gold, instrs[0]):
-                stacks.setdefault(instrs[0], []).append(i)
+            elif all(h.full for h in hits) and len({h.param for h in hits}) == 1:
+                full.append(i)
             else:
-                out[i] = self._run_alone(f, instrs, new, old)
+                instrs = sorted({self.works[u.op].index for h in hits for u in h.uses})
+                if len(hits) == 1 and len(instrs) == 1 and is_stackable(self.gold, instrs[0]):
+                    stacks.setdefault(instrs[0], []).append(i)
+                else:
+                    out[i] = self._run_alone(hits, instrs, f.rows)
+        if full:
+            plain = []
+            for i in full:
+                param, corruption = self.hits_corruption([h for h in faults[i].hits if h.uses and self._changes(h)])
+                plain.append(Fault(param, corruption, faults[i].rows))
+            for i, r in zip(full, self.inj.evaluate(plain)):
+                out[i] = PartialResult(r.output, r.early_masked)
         for start, members in stacks.items():
             self._run_stacked(start, [faults[i] for i in members], members, out)
         return [r for r in out if r is not None]
 
-    def _run_alone(self, f: PartialFault, instrs: list[int], new: float, old: float) -> PartialResult:
+    def _changes(self, hit: ElementHit) -> bool:
+        new, old = self.values(hit)
+        return np.float32(new).view(np.uint32) != np.float32(old).view(np.uint32)
+
+    def _run_alone(self, hits: list[ElementHit], instrs: list[int], rows: np.ndarray) -> PartialResult:
         gold = self.gold
         dirty: dict[str, np.ndarray] = {}
         for i in range(instrs[0], instrs[-1] + 1):
@@ -140,13 +221,19 @@ class PartialInjector:
             if i not in instrs and not reads:
                 continue
             get = lambda name: dirty.get(name, gold.tensors[name])  # noqa: E731
-            if reads:
-                outs = list(KERNELS[inst.op](inst, [get(n) if n else None for n in inst.inputs]))
+            here = [(h, [u for u in h.uses if self.works[u.op].index == i]) for h in hits]
+            here = [(h, uses) for h, uses in here if uses]
+            if any(u.kind == "whole" for _, uses in here for u in uses):
+                outs = list(KERNELS[inst.op](inst, self._args(inst, [h for h, _ in here], get)))
             else:
-                outs = [gold.tensors[o] for o in inst.outputs]
-            if i in instrs:
-                uses = [u for u in f.uses if self.works[u.op].index == i]
-                outs[0] = self._patch(inst, uses, outs[0], get, f, new, old)
+                if reads:
+                    outs = list(KERNELS[inst.op](inst, [get(n) if n else None for n in inst.inputs]))
+                else:
+                    outs = [gold.tensors[o] for o in inst.outputs]
+                if here:
+                    outs[0] = np.array(outs[0], copy=True)
+                    for h, uses in here:
+                        self._patch(inst, uses, outs[0], get, h)
             for name, value in zip(inst.outputs, outs):
                 if equal(value, gold.tensors[name]):
                     dirty.pop(name, None)
@@ -155,11 +242,22 @@ class PartialInjector:
         final = propagate(gold, instrs[-1] + 1, dirty, None, [self.batch], {}, None) if dirty else None
         if final is None:
             if gold.output in dirty:
-                return PartialResult(np.asarray(dirty[gold.output])[f.rows], False)
-            return PartialResult(gold.output_rows(f.rows), True)
-        return PartialResult(np.asarray(final[0])[f.rows], False)
+                return PartialResult(np.asarray(dirty[gold.output])[rows], False)
+            return PartialResult(gold.output_rows(rows), True)
+        return PartialResult(np.asarray(final[0])[rows], False)
 
-    def _run_stacked(self, start: int, faults: Sequence[PartialFault], ids: list[int],
+    def _args(self, inst, hits: list[ElementHit], get) -> list:
+        """Inputs of ``inst`` with the hit parameters' corrupted values (a vector op's recompute)."""
+        by_param: dict[str, list[ElementHit]] = {}
+        for h in hits:
+            by_param.setdefault(h.param, []).append(h)
+        values = {}
+        for group in by_param.values():
+            param, corruption = self.hits_corruption(group)
+            values[param] = self.inj.corrupted_value(Fault(param, corruption, np.arange(1)))
+        return [None if not n else values.get(n, get(n)) for n in inst.inputs]
+
+    def _run_stacked(self, start: int, faults: Sequence[HitFault], ids: list[int],
                      out: list[PartialResult | None]) -> None:
         gold = self.gold
         inst = gold.instructions[start]
@@ -167,8 +265,12 @@ class PartialInjector:
         golden = gold.tensors[name]
         alive, parts, sizes, rows_parts = [], [], [], []
         for j, f in enumerate(faults):
-            new, old = self.delta(f)
-            patched = self._patch(inst, list(f.uses), golden, lambda n: gold.tensors[n], f, new, old)
+            hit = f.hits[0] if len(f.hits) == 1 else next(h for h in f.hits if h.uses and self._changes(h))
+            if any(u.kind == "whole" for u in hit.uses):
+                patched = np.asarray(KERNELS[inst.op](inst, self._args(inst, [hit], lambda n: gold.tensors[n]))[0])
+            else:
+                patched = np.array(golden, copy=True)
+                self._patch(inst, list(hit.uses), patched, lambda n: gold.tensors[n], hit)
             mine = patched[f.rows]
             if equal(mine, golden[f.rows]):
                 out[ids[j]] = PartialResult(gold.output_rows(f.rows), True)
@@ -194,94 +296,33 @@ class PartialInjector:
                 offset += size
 
     # ------------------------------------------------------------------ local patches
-    def _patch(self, inst, uses: list[Use], value: np.ndarray, get, f: PartialFault,
-               new: float, old: float) -> np.ndarray:
-        """``value`` (the instruction's first output on the full batch) with the uses applied."""
-        out = np.array(value, copy=True)
-        finite = bool(np.isfinite(new))
-        d = np.float64(new) - np.float64(old)
-
-        def contrib(a: np.ndarray) -> np.ndarray:
-            a = np.asarray(a, dtype=np.float64)
-            return a * d if finite else a * np.float64(new) - a * np.float64(old)
-
+    def _patch(self, inst, uses: list, out: np.ndarray, get, hit: ElementHit) -> None:
+        """Apply ``uses`` of ``hit`` to ``out`` (the instruction's first output, in place)."""
+        new, old = self.values(hit)
+        golden_out = self.gold.tensors[inst.outputs[0]]
         for use in uses:
             work = self.works[use.op]
-            if use.kind == "whole":
-                args = [None if not n else (self._corrupted(f) if n == f.param else get(n)) for n in inst.inputs]
-                return np.asarray(KERNELS[inst.op](inst, args)[0])
             if isinstance(work, GatherWork):
-                self._patch_lookup(inst, work, use, out, get, new, d)
+                new_row, old_row = self._rows(work, hit, use)
+                lookup_patch(inst, work, use, out, get, new_row, old_row)
                 continue
             if not isinstance(work, GemmWork) or work.swapped:
-                raise PartialError(f"op {work.name!r}: partial corruption of a {getattr(work, 'op', '?')} "
-                                   "parameter is not supported")
-            m = use.rows
+                raise PatchError(f"op {work.name!r}: partial corruption of a {getattr(work, 'op', '?')} "
+                                 "parameter is not supported")
+            bias = self.gold.tensors[work.bias.param] if work.bias is not None else None
             if work.op == "conv":
-                self._patch_conv(inst, work, use, out, get, contrib, d)
-                continue
-            if work.op == "gemm":
-                alpha, beta = float(inst.attr("alpha")), float(inst.attr("beta"))
-                if use.kind == "bias":
-                    add = np.full(m.size, beta * d if finite else np.float64(new) - np.float64(old))
-                else:
-                    a = get(inst.inputs[0])
-                    a = a.T if inst.attr("trans_a") else a
-                    add = alpha * contrib(a[m, use.k])
-                flat = out
-            else:  # matmul with a 2-D parameter right operand
-                if work.groups != 1:
-                    raise PartialError(f"op {work.name!r}: partial corruption of a batched matmul weight")
-                a = np.asarray(get(inst.inputs[0])).reshape(-1, work.k)
-                add = contrib(a[m, use.k]) if use.kind == "weight" else np.full(m.size, d)
-                flat = out.reshape(-1, work.n)
-            flat[m, use.n] = (flat[m, use.n].astype(np.float64) + add).astype(out.dtype)
-        return out
+                conv_patch(inst, work, use, out, get, golden_out, bias,
+                           self.program.parameters[work.weight.param].shape, new, old)
+            else:
+                gemm_patch(inst, work, use, out, get, golden_out, bias, new, old)
 
-    def _corrupted(self, f: PartialFault) -> np.ndarray:
-        return self.inj.corrupted_value(Fault(f.param, self.corruption(f), np.arange(1)))
-
-    def _patch_conv(self, inst, work: GemmWork, use: Use, out, get, contrib, d) -> None:
-        x = np.asarray(get(inst.inputs[0]))
-        w_shape = self.program.parameters[work.weight.param].shape
-        osp = out.shape[2:]
-        per = int(np.prod(osp))
-        b, p = np.divmod(use.rows, per)
-        opos = np.unravel_index(p, osp)
-        o = use.g * work.n + use.n
-        index = (b, np.full(b.size, o)) + tuple(opos)
-        if use.kind == "bias":
-            add = np.full(b.size, d)
-        else:
-            kpos = np.unravel_index(use.k, tuple(w_shape[1:]))
-            c_in = use.g * w_shape[1] + int(kpos[0])
-            strides, pads, dil = inst.attr("strides"), inst.attr("pads"), inst.attr("dilations")
-            a = np.zeros(b.size, dtype=np.float64)
-            pos, ok = [], np.ones(b.size, dtype=bool)
-            for ax in range(len(osp)):
-                q = opos[ax] * strides[ax] + int(kpos[1 + ax]) * dil[ax] - pads[ax]
-                ok &= (q >= 0) & (q < x.shape[2 + ax])
-                pos.append(np.clip(q, 0, x.shape[2 + ax] - 1))
-            a[ok] = x[(b, np.full(b.size, c_in)) + tuple(pos)][ok]
-            add = contrib(a)
-        out[index] = (out[index].astype(np.float64) + add).astype(out.dtype)
-
-    def _patch_lookup(self, inst, work: GatherWork, use: Use, out, get, new: float, d) -> None:
-        if inst.op == "gather":
-            flat = out.reshape(-1, work.dim)
-            flat[use.rows, use.n] = np.float32(new)
-            return
-        if inst.op != "embedding_bag" or inst.attr("mode") not in ("sum", "mean"):
-            raise PartialError(f"op {work.name!r}: partial corruption of a {inst.op} lookup is not supported")
-        indices = np.asarray(get(inst.inputs[1])).reshape(-1)
-        offsets = np.asarray(get(inst.inputs[2])).reshape(-1).astype(np.int64)
-        last = bool(inst.attr("include_last_offset"))
-        nbags = offsets.size - int(last)
-        ends = offsets[1:nbags + 1] if last else np.append(offsets[1:], indices.size)
-        psw = np.asarray(get(inst.inputs[3])).reshape(-1) if len(inst.inputs) > 3 and inst.inputs[3] else None
-        for j in use.rows:
-            bag = int(np.searchsorted(offsets[:nbags], j, side="right") - 1)
-            weight = float(psw[j]) if psw is not None else 1.0
-            if inst.attr("mode") == "mean":
-                weight /= max(1, int(ends[bag] - offsets[bag]))
-            out[bag, use.n] = np.float32(float(out[bag, use.n]) + weight * d)
+    def _rows(self, work: GatherWork, hit: ElementHit, use: Use) -> tuple[np.ndarray, np.ndarray]:
+        """(new, old) fp32 values of the looked-up table row a lookup hit changes."""
+        table = np.asarray(self.gold.tensors[work.table]).reshape(-1, work.dim)
+        old_row = table[use.k].astype(np.float32)
+        if use.kind == "lookup_scale":
+            q = self.gold.stored(work.table).bits.reshape(-1, work.dim)[use.k].view(np.int8).astype(np.float32)
+            return q * np.float32(np.uint32(hit.new_bits).view(np.float32)), old_row
+        new_row = old_row.copy()
+        new_row[use.n] = np.float32(self.values(hit)[0])
+        return new_row, old_row

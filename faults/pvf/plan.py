@@ -7,16 +7,35 @@ repetition ``t // C`` of cell ``t % C`` and draws everything it needs — the pa
 (``Generator(PCG64(SeedSequence([seed, t])))``). A trial is therefore defined by (seed, t) and
 the configuration alone.
 
-Sample size per cell (:func:`make_plan`): ``trials``; or Leveugle et al.'s formula for
-``margin`` (capped by ``trials`` if given); or adaptive (``half_width``): rounds of
-``round_trials`` per active cell, a cell stops after a round once its SDC interval half-width
-is <= ``half_width`` (:mod:`faults.pvf.runner`).
+Sample size per cell (:func:`make_plan`):
+
+* ``trials`` faults per cell, drawn with replacement;
+* ``margin``: Leveugle et al.'s size for draws *with* replacement, ``t² p(1-p) / e²`` (the
+  paper's finite-population correction assumes draws without replacement and would leave the
+  margin unmet: :mod:`faults.common.stats`), capped by ``trials`` if given. A cell whose size
+  reaches its population ``N`` (bounded, uniformly drawn fault models, parameters chosen by
+  bits, no int8 scales: :func:`faults.common.fault_models.enumerable`) is *enumerated*: its
+  planned size is ``N`` (or the ``trials`` cap) and repetition ``r`` is fault number
+  ``perm[r]`` of the cell (:func:`faults.common.fault_models.fault_at`), ``perm`` a permutation
+  of ``0..N-1`` fixed by (seed, cell) — each fault exactly once, any prefix a sample without
+  replacement. Whether a cell is enumerated depends on the identity alone (margin, confidence,
+  fault model), never on ``trials``, so a growing campaign keeps its trials. A fully run
+  enumerated cell whose faults each saw every input (``inputs_per_trial = 0``) has no sampling
+  error: its estimate is exact (zero-width interval);
+* adaptive (``half_width``): a two-stage design per cell (:mod:`faults.common.sequential`):
+  a pilot of ``max(round_trials, min_trials)`` trials, then the total fixed from the pilot's
+  count alone (at most ``trials``; :mod:`faults.pvf.runner`).
+
+Outcomes follow ``nonfinite`` (:mod:`faults.common.outcome`: a NaN/Inf output counts as SDC by
+default — accelerators do not trap on it — or as DUE, or ``apart``); the stored raw records do
+not depend on it, so reports can re-apply another policy.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from statistics import NormalDist
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -27,8 +46,9 @@ from accelsim.storage import check_format
 
 from faults.common import outcome as oc
 from faults.common import stats
-from faults.common.fault_models import parse_fault, population_size
-from faults.pvf.targets import Cell, parse_target, plan_cells
+from faults.common.fault_models import FaultModel, enumerable, parse_fault, population_size
+from faults.common.scales import base_of
+from faults.pvf.targets import Cell, parameter_spec, parse_target, plan_cells
 
 BACKENDS = ("local", "ray")
 SAMPLE_SIZE_FIELDS = ("trials",)
@@ -59,6 +79,7 @@ class CampaignConfig:
     chunk_size: int = 64
     weighting: str = "bits"
     output: str | None = None
+    nonfinite: str = oc.DEFAULT_NONFINITE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtypes", tuple(self.dtypes))
@@ -73,6 +94,7 @@ class CampaignConfig:
         stats.method_name(self.method)
         if self.criterion is not None:
             oc.parse_criterion(self.criterion)
+        object.__setattr__(self, "nonfinite", oc.check_nonfinite(self.nonfinite))
         if self.seed < 0:
             raise CampaignError(f"seed must be >= 0, got {self.seed}")
         if self.trials < 0 or self.chunk_size < 1 or self.round_trials < 1:
@@ -83,6 +105,7 @@ class CampaignConfig:
             raise CampaignError(f"half-width must be in (0, 0.5), got {self.half_width}")
         if self.inputs_per_trial < 0:
             raise CampaignError("inputs_per_trial must be >= 0 (0 = all inputs)")
+        _check_hostile(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,15 +116,45 @@ class CampaignConfig:
         return {k: v for k, v in self.to_dict().items() if k not in SAMPLE_SIZE_FIELDS}
 
 
+MAX_TRIALS = 2**62  # trial indices are SQLite INTEGERs
+MAX_CHUNK = 65536  # trials evaluated together (memory grows with it)
+
+
+def _check_hostile(config: CampaignConfig) -> None:
+    """Values that are refused before anything runs: confidence outside (0, 1) or NaN, a count
+    past what a trial index holds, a chunk too big to evaluate at once, a stratum key or a
+    dtype listed twice."""
+    if not 0.0 < config.confidence < 1.0:
+        raise CampaignError(f"confidence must be in (0, 1), got {config.confidence}")
+    for name in ("trials", "round_trials", "min_trials"):
+        if getattr(config, name) > MAX_TRIALS:
+            raise CampaignError(f"{name} {getattr(config, name)} is more than {MAX_TRIALS} (2^62)")
+    if config.margin is not None and 0.0 < config.margin < 1.0 and not 0 < config.trials <= MAX_TRIALS:
+        z = NormalDist().inv_cdf(0.5 + config.confidence / 2.0)
+        if z * z / (4.0 * config.margin ** 2) > MAX_TRIALS:  # Leveugle's size at p = 1/2
+            raise CampaignError(f"margin {config.margin:g} needs more than {MAX_TRIALS} (2^62) trials per stratum")
+    if config.chunk_size > MAX_CHUNK:
+        raise CampaignError(f"chunk_size {config.chunk_size} is more than {MAX_CHUNK}")
+    for name in ("by", "dtypes"):
+        values = getattr(config, name)
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise CampaignError(f"{name} lists {twice[0]!r} twice")
+
+
 # ---------------------------------------------------------------------------- plan
 @dataclass(frozen=True)
 class Plan:
     cells: tuple[Cell, ...]
     planned: tuple[int, ...]  # trials per cell (cap for adaptive)
     populations: tuple[float, ...]
+    exhaustive: tuple[bool, ...] = ()  # enumerated cells (module docstring)
 
     def trial_index(self, cell: int, rep: int) -> int:
         return rep * len(self.cells) + cell
+
+    def enumerated(self, cell: int) -> bool:
+        return bool(self.exhaustive) and self.exhaustive[cell]
 
 
 def make_plan(program: Program, config: CampaignConfig) -> Plan:
@@ -110,19 +163,55 @@ def make_plan(program: Program, config: CampaignConfig) -> Plan:
                        config.weighting)
     planned: list[int] = []
     pops: list[float] = []
+    exhaustive: list[bool] = []
     for cell in cells:
         pop = 0.0
         for name in cell.params:
-            pop += population_size(model, program.parameters[name].size, cell.dtype, cell.bit)
+            spec = parameter_spec(program, name)
+            fmt = "fp32" if base_of(name) else cell.dtype  # scales are fp32 elements
+            pop += population_size(model, spec.size, fmt, cell.bit)
         pops.append(pop)
+        enumerate_cell = False
         if config.margin is not None:
-            n = stats.leveugle_sample_size(pop, config.margin, config.confidence)
+            n = stats.leveugle_sample_size(pop, config.margin, config.confidence)  # with replacement
+            enumerate_cell = n >= pop and may_enumerate(model, config.weighting, cell.params)
             if config.trials:
                 n = min(n, config.trials)
         else:
             n = config.trials
         planned.append(int(n))
-    return Plan(tuple(cells), tuple(planned), tuple(pops))
+        exhaustive.append(enumerate_cell)
+    return Plan(tuple(cells), tuple(planned), tuple(pops), tuple(exhaustive))
+
+
+def may_enumerate(model: FaultModel, weighting: str, params: Sequence[str]) -> bool:
+    """Whether a cell of these parameters can be enumerated: a bounded, uniformly drawn fault
+    model, parameters chosen by bits (so the enumeration is the cell's fault distribution) and
+    no int8 scales (drawn by their own sampler)."""
+    return enumerable(model) and weighting == "bits" and not any(base_of(name) for name in params)
+
+
+ENUMERATION_TAG = 0x656E756D  # "enum": keeps the permutations' seeds apart from trial seeds
+
+
+def enumeration(program: Program, config: CampaignConfig, plan: Plan, cell: int) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(parameters, cumulative fault counts, permutation) of an enumerated cell: repetition ``r``
+    is fault ``perm[r]`` of the cell, i.e. fault ``perm[r] - cum[j-1]`` of parameter ``j`` with
+    ``cum[j-1] <= perm[r] < cum[j]``. The permutation depends on (seed, cell) only."""
+    model = parse_fault(config.fault)
+    c = plan.cells[cell]
+    counts = [int(population_size(model, parameter_spec(program, name).size, c.dtype, c.bit)) for name in c.params]
+    cum = np.cumsum(counts, dtype=np.int64)
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(config.seed), ENUMERATION_TAG, int(cell)])))
+    return c.params, cum, rng.permutation(int(cum[-1]))
+
+
+def enumerated_site(enum: tuple[tuple[str, ...], np.ndarray, np.ndarray], rep: int) -> tuple[str, int]:
+    """(parameter, fault index in :func:`faults.common.fault_models.fault_at` order) of repetition ``rep``."""
+    params, cum, perm = enum
+    f = int(perm[rep])
+    j = int(np.searchsorted(cum, f, side="right"))
+    return params[j], f - (int(cum[j - 1]) if j else 0)
 
 
 def trial_rng(seed: int, trial: int) -> np.random.Generator:
@@ -139,6 +228,9 @@ def resolve_criterion(program: Program, inputs: Mapping[str, np.ndarray], config
     if config.criterion:
         return oc.parse_criterion(config.criterion).text
     if output_value is None:
+        sizes = {np.shape(v)[0] if np.ndim(v) else None for v in inputs.values()}
+        if len(sizes) == 1 and None not in sizes:  # batch-major: two samples tell the output's shape
+            inputs = {k: np.asarray(v)[:2] for k, v in inputs.items()}
         output_value = executor.run(program, inputs).outputs[config.output or program.output_names[0]]
     per_sample = int(np.prod(output_value.shape[1:])) if output_value.ndim > 1 else 1
     return oc.default_criterion(per_sample > 1)

@@ -4,22 +4,26 @@
 
 * program transport (``program_state`` / ``program_from_state``: a Program's MappingProxy
   fields are not picklable) and the worker-side evaluator cache;
-* :class:`Runner`: rounds (one for a fixed sample size; several for adaptive stopping),
-  the fixed chunk partition of each round, skipping of stored chunks, one SQLite transaction
-  per finished chunk, a tqdm bar on stderr with ETA and the running SDC estimate;
+* :class:`Runner`: rounds (one for a fixed sample size; pilot and rest for adaptive
+  stopping), the fixed chunk partition of each round, streamed (no list of every planned
+  trial: memory does not grow with ``--trials``), skipping of stored chunks (one store query
+  per chunk), one SQLite transaction per finished chunk, a tqdm bar on stderr with ETA and the
+  running SDC estimate;
 * local execution (in-process for one worker, else a ``fork`` multiprocessing pool; every
   evaluator runs with one BLAS thread so results do not depend on the worker count) and Ray
   (``ray.remote`` tasks over the same chunks; the program travels once via the object store).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import multiprocessing
 import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -30,6 +34,9 @@ from faults.common.threads import limit_blas_threads, single_blas_thread
 from faults.pvf.evaluator import TrialEvaluator
 from faults.pvf.plan import CampaignConfig, CampaignError, Plan
 from faults.pvf.store import TrialStore
+
+
+MAX_TRIAL_INDEX = 2**62  # trial indices are SQLite INTEGERs (int64); a margin keeps r * C + c exact
 
 
 @dataclass
@@ -134,30 +141,68 @@ class Runner:
         self.new = 0
 
     # -------------------------------------------------------------- rounds
-    def rounds(self) -> Iterable[list[int]]:
+    def rounds(self) -> Iterable[list[tuple[int, int]]]:
+        """The campaign's rounds, each as per-cell repetition ranges ``[lo, hi)``: the round's
+        trials are ``trial_index(c, r)`` for ``lo_c <= r < hi_c`` (:meth:`round_chunks` streams
+        them; nothing here is per trial)."""
         C = len(self.plan.cells)
         if self.config.half_width is None:
-            trials = [self.plan.trial_index(c, r) for c in range(C) for r in range(self.plan.planned[c])]
-            yield sorted(trials)
+            yield [(0, self.plan.planned[c]) for c in range(C)]
             return
-        R = self.config.round_trials
-        rnd = 0
-        while True:
-            lo = rnd * R
-            active = []
-            for c in range(C):
-                if lo >= self.plan.planned[c]:
-                    continue
-                n, k = self.store.prefix_counts(c, lo)
-                if stats.should_stop(k, n, self.config.half_width, self.config.confidence, self.config.method,
-                                     self.config.min_trials):
-                    continue
-                active.append(c)
-            if not active:
-                return
-            trials = [self.plan.trial_index(c, r) for c in active for r in range(lo, min(lo + R, self.plan.planned[c]))]
-            yield sorted(trials)
-            rnd += 1
+        # two-stage design (faults.common.sequential): a pilot per cell, then each cell's total is
+        # fixed from its pilot's count alone (enumerated cells run in full)
+        n0 = max(self.config.round_trials, self.config.min_trials)
+        pilot = [min(n0, self.plan.planned[c]) for c in range(C)]
+        yield [(0, pilot[c]) for c in range(C)]
+        ranges = []
+        for c in range(C):
+            total = self.plan.planned[c]
+            if total > pilot[c] and not self.plan.enumerated(c):
+                n, k = self.store.prefix_counts(c, pilot[c])
+                total = stats.two_stage_total(k, n, self.config.half_width, self.plan.planned[c],
+                                              self.config.confidence, self.config.method)
+            ranges.append((pilot[c], max(pilot[c], total)))
+        if any(hi > lo for lo, hi in ranges):
+            yield ranges
+
+    def round_chunks(self, ranges: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
+        """The round's trial indices in increasing order, cut into chunks of ``chunk_size``: the
+        partition of cutting the round's sorted trial list, built a block of repetitions at a
+        time (trial ``r * C + c`` grows with (r, c), so row-major order is sorted order)."""
+        size, C = self.config.chunk_size, len(ranges)
+        if C == 0:
+            return
+        lo = np.array([r[0] for r in ranges], dtype=np.int64)
+        hi = np.array([r[1] for r in ranges], dtype=np.int64)
+        cells = np.arange(C, dtype=np.int64)[None, :]
+        rep, end = int(lo.min()), int(hi.max())
+        block = max(1, 4 * size // C + 1)
+        pending = np.empty(0, dtype=np.int64)
+        while rep < end:
+            reps = np.arange(rep, min(rep + block, end), dtype=np.int64)[:, None]
+            trials = self.plan.trial_index(cells, reps)[(reps >= lo) & (reps < hi)]
+            pending = np.concatenate([pending, trials])
+            while len(pending) >= size:
+                yield pending[:size].tolist()
+                pending = pending[size:]
+            rep += block
+        if len(pending):
+            yield pending.tolist()
+
+    def _pending(self, chunks: Iterable[list[int]]) -> Iterator[list[int]]:
+        """The chunks not fully stored yet (each checked against the store on its own)."""
+        for chunk in chunks:
+            stored = self.store.stored_between(chunk[0], chunk[-1])
+            if not all(t in stored for t in chunk):
+                yield chunk
+
+    def _check_indexable(self) -> None:
+        """Trial indices are SQLite integers: refuse a plan whose largest index does not fit."""
+        C = len(self.plan.cells)
+        largest = max(((n - 1) * C + c for c, n in enumerate(self.plan.planned) if n > 0), default=0)
+        if largest >= MAX_TRIAL_INDEX:
+            raise CampaignError(f"{max(self.plan.planned)} trials in each of {C} strata: trial indices would "
+                                f"exceed {MAX_TRIAL_INDEX} (2^62); plan fewer trials")
 
     def total_planned(self) -> int:
         return int(sum(self.plan.planned))
@@ -165,6 +210,7 @@ class Runner:
     # -------------------------------------------------------------- run
     def run(self, out_dir: str) -> CampaignSummary:
         start = time.perf_counter()
+        self._check_indexable()
         existing = self.store.cell_counts()
         for n, sdc, due in existing.values():
             self.counts += (n, sdc, due)
@@ -175,13 +221,8 @@ class Runner:
                             file=sys.stderr, dynamic_ncols=True, desc="pvf")
             self._postfix()
         try:
-            for trials in self.rounds():
-                done = set(self.store.done().tolist())
-                size = self.config.chunk_size
-                chunks = [trials[i:i + size] for i in range(0, len(trials), size)]
-                pending = [ch for ch in chunks if not all(t in done for t in ch)]
-                if pending:
-                    self._execute(pending)
+            for ranges in self.rounds():
+                self._execute(self._pending(self.round_chunks(ranges)))
         finally:
             if self.pool is not None:
                 self.pool.terminate()
@@ -213,21 +254,33 @@ class Runner:
             lo, hi = stats.interval(sdc, n, self.config.confidence, self.config.method)
             self.bar.set_postfix_str(f"SDC {sdc / n:.4f} [{lo:.4f},{hi:.4f}] DUE {due / n:.4f}", refresh=False)
 
-    def _execute(self, chunks: list[list[int]]) -> None:
+    def _execute(self, chunks: Iterable[list[int]]) -> None:
+        """Run a stream of chunks: in this process (one worker, or one chunk), on the pool with
+        at most ``2 * workers + 2`` chunks queued, or on Ray."""
+        chunks = iter(chunks)
         if self.backend == "ray":
             self._execute_ray(chunks)
             return
-        if self.workers == 1 or len(chunks) == 1:
+        head = list(itertools.islice(chunks, 2))
+        if not head:
+            return
+        stream = itertools.chain(head, chunks)
+        if self.workers == 1 or len(head) == 1:
             with single_blas_thread():
                 if self.local_ev is None:
                     self.local_ev = TrialEvaluator(self.program, self.inputs, self.config, self.criterion)
-                for chunk in chunks:
+                for chunk in stream:
                     self._record(self.local_ev.run_chunk(chunk))
             return
         if self.pool is None:
             self.pool = self._make_pool()
-        for rows in self.pool.imap_unordered(_run_chunk, chunks):
-            self._record(rows)
+        inflight: collections.deque = collections.deque()
+        for chunk in stream:
+            inflight.append(self.pool.apply_async(_run_chunk, (chunk,)))
+            if len(inflight) >= 2 * self.workers + 2:
+                self._record(inflight.popleft().get())
+        while inflight:
+            self._record(inflight.popleft().get())
 
     def _make_pool(self):
         methods = multiprocessing.get_all_start_methods()
@@ -240,7 +293,7 @@ class Runner:
         state = (program_state(self.program), self.inputs, self.config, self.criterion)
         return ctx.Pool(self.workers, initializer=_init_worker, initargs=(state,))
 
-    def _execute_ray(self, chunks: list[list[int]]) -> None:
+    def _execute_ray(self, chunks: Iterator[list[int]]) -> None:
         try:
             import ray
         except ImportError as exc:
@@ -260,11 +313,13 @@ class Runner:
             self.ray_state = (key, ray.put(payload), ray.remote(num_cpus=1)(_ray_chunk))
         key, ref, remote = self.ray_state
         limit = max(2, 2 * int(ray.available_resources().get("CPU", self.workers) or self.workers))
-        queue = list(chunks)
-        inflight = []
-        while queue or inflight:
-            while queue and len(inflight) < limit:
-                inflight.append(remote.remote(key, ref, queue.pop(0)))
-            ready, inflight = ray.wait(inflight, num_returns=1)
-            for obj in ready:
-                self._record(ray.get(obj))
+        inflight: list = []
+        for chunk in itertools.chain(chunks, [None]):
+            if chunk is not None:
+                inflight.append(remote.remote(key, ref, chunk))
+                if len(inflight) < limit:
+                    continue
+            while inflight and (chunk is None or len(inflight) >= limit):
+                ready, inflight = ray.wait(inflight, num_returns=1)
+                for obj in ready:
+                    self._record(ray.get(obj))

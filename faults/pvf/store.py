@@ -87,6 +87,12 @@ class TrialStore(SqliteStore):
         rows = self.db.execute("SELECT trial FROM trials ORDER BY trial").fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
+    def stored_between(self, first: int, last: int) -> set[int]:
+        """Indices of the stored trials in ``first..last`` (a chunk's span: the resume check
+        reads one chunk at a time, never every stored index)."""
+        rows = self.db.execute("SELECT trial FROM trials WHERE trial BETWEEN ? AND ?", (int(first), int(last)))
+        return {r[0] for r in rows}
+
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
 

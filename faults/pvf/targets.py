@@ -7,7 +7,8 @@ Every parameter carries labels derived from the IR:
 * ``component`` that label with pure-number segments removed (``top_mlp``,
   ``encoder.attention.query``, ``embedding.table3``) — groups a layer kind across depth;
 * ``group``     the first segment (``embedding``, ``bottom_mlp``, ``top_mlp``, ``encoder``);
-* ``role``      ``weight`` / ``bias`` / ``embedding`` / ...
+* ``role``      ``weight`` / ``bias`` / ``embedding`` / ... / ``scale`` (the fp32 scales of a
+  parameter stored as int8, addressed as the pseudo-parameter ``<name>#scale``)
 
 A target (``--target``) is ``key=glob[,key=glob...]`` (all must hold); several targets are
 alternatives. The default selects every parameter. Inside a cell, the parameter is drawn with
@@ -29,8 +30,11 @@ from accelsim.ir import Parameter, Program
 from accelsim.storage import BITS_PER_ELEMENT
 
 from faults.common.fault_models import FaultModel
+from faults.common.scales import SCALE_ROLE, base_of, scale_count, scale_name
 
 LABEL_KEYS = ("param", "layer", "component", "group", "role")
+SCALED_FORMATS = ("int8",)  # storage formats whose scales are stored bits too
+SCALE_BITS = 32
 STRATA_KEYS = ("dtype",) + LABEL_KEYS + ("bit",)
 
 
@@ -127,6 +131,29 @@ class Cell:
         return ",".join(f"{k}={v}" for k, v in self.keys) or "all"
 
 
+def scale_parameters(program: Program) -> list[Parameter]:
+    """The scales of every parameter as pseudo-parameters ``<name>#scale`` (role ``scale``, fp32
+    elements, one per channel; see :mod:`faults.common.scales`) — stored bits in scaled formats."""
+    return [Parameter(scale_name(p.name), (scale_count(p.shape, p.channel_axis),), p.component, SCALE_ROLE,
+                      None, p.name) for p in program.parameters.values() if p.size > 0]
+
+
+def parameter_spec(program: Program, name: str) -> Parameter:
+    """The parameter ``name`` of ``program``, or the scale pseudo-parameter it names."""
+    if name in program.parameters:
+        return program.parameters[name]
+    base = base_of(name)
+    if base is None or base not in program.parameters:
+        raise TargetError(f"unknown parameter {name!r}")
+    p = program.parameters[base]
+    return Parameter(name, (scale_count(p.shape, p.channel_axis),), p.component, SCALE_ROLE, None, base)
+
+
+def stored_bits(param: Parameter, dtype: str) -> int:
+    """Bits ``param`` occupies when the model is stored as ``dtype`` (scales: fp32)."""
+    return param.size * (SCALE_BITS if param.role == SCALE_ROLE and base_of(param.name) else BITS_PER_ELEMENT[dtype])
+
+
 def plan_cells(
     program: Program,
     target: Target,
@@ -135,7 +162,13 @@ def plan_cells(
     model: FaultModel,
     weighting: str = "bits",
 ) -> list[Cell]:
-    """Enumerate the campaign's cells in a fixed order (dtype, label groups, bit)."""
+    """Enumerate the campaign's cells in a fixed order (dtype, label groups, bit).
+
+    In a scaled format (int8) the candidates also include the scales of the selected parameters
+    (pseudo-parameters ``<name>#scale``, role ``scale``, 32-bit fp32 elements) when the target
+    matches them; with ``bit`` strata they form their own cells over the 32 scale bit positions
+    (key ``stored=scale``).
+    """
     by = tuple(k.strip().lower() for k in by if k.strip())
     for key in by:
         if key not in STRATA_KEYS:
@@ -144,18 +177,25 @@ def plan_cells(
         raise TargetError(f"--by bit needs a fault model with a bit position, not {model.kind}")
     if weighting not in ("bits", "uniform"):
         raise TargetError(f"unknown weighting {weighting!r}; use bits or uniform")
-    params = select(program, target)
+    values = [p for p in program.parameters.values() if target.matches(p) and p.size > 0]
+    scales = [p for p in scale_parameters(program) if target.matches(p)]
+    if not values and not (scales and any(d in SCALED_FORMATS for d in dtypes)):
+        select(program, target)  # the one-line error listing the components
     label_keys = [k for k in by if k in LABEL_KEYS]
-    groups: dict[tuple[str, ...], list[Parameter]] = {}
-    for p in params:
-        lab = labels(p)
-        groups.setdefault(tuple(lab[k] for k in label_keys), []).append(p)
     cells: list[Cell] = []
     for dtype in dtypes:
-        positions = model.bit_positions(dtype) if "bit" in by else (None,)
-        width = BITS_PER_ELEMENT[dtype]
-        for values, members in groups.items():
-            sizes = [float(p.size) for p in members]
+        members_all = values + (scales if dtype in SCALED_FORMATS else [])
+        if not members_all:
+            raise TargetError(f"target {target.describe()!r} matches only scales, which {dtype} does not store")
+        groups: dict[tuple[str, ...], list[Parameter]] = {}
+        for p in members_all:
+            lab = labels(p)
+            part = ("scale",) if "bit" in by and p.role == SCALE_ROLE else ()
+            groups.setdefault(tuple(lab[k] for k in label_keys) + part, []).append(p)
+        for group, members in groups.items():
+            is_scale = group[len(label_keys):] == ("scale",)
+            positions = model.bit_positions("fp32" if is_scale else dtype) if "bit" in by else (None,)
+            sizes = [float(stored_bits(p, dtype)) for p in members]
             if weighting == "bits":
                 total = sum(sizes)
                 weights = tuple(s / total for s in sizes)
@@ -169,7 +209,9 @@ def plan_cells(
                     elif key == "bit":
                         keys.append(("bit", str(bit)))
                     else:
-                        keys.append((key, values[label_keys.index(key)]))
+                        keys.append((key, group[label_keys.index(key)]))
+                if is_scale:
+                    keys.append(("stored", "scale"))
                 if "dtype" not in by and len(dtypes) > 1:
                     keys.insert(0, ("dtype", dtype))
                 cells.append(
@@ -180,7 +222,7 @@ def plan_cells(
                         params=tuple(p.name for p in members),
                         weights=weights,
                         bit=bit,
-                        bits_total=int(sum(sizes) * width),
+                        bits_total=int(sum(sizes)),
                     )
                 )
     return cells

@@ -31,6 +31,7 @@ from accelsim.schedule.replay import _to_output, gemm_operand_a
 from accelsim.schedule.residency import STRUCTURES
 from accelsim.schedule.tiling import EMBEDDING_SRAM, READER_ARRAY, READER_BIAS
 from accelsim.schedule.workload import GatherWork, GemmWork
+from accelsim.storage import SCALE_SUFFIX
 
 from faults.avf.sites import FOLD_BLOCK, Site, SiteResolver
 
@@ -41,11 +42,12 @@ class NaiveUnsupported(ValueError):
 
 def _hit_element(rv: SiteResolver, site: Site):
     """(param index, element, bit in element) hit by the flip at its cycle, or None."""
-    c, wb = rv.c, rv.wb
+    c = rv.c
     if site.structure == "hbm":
         p, off = rv.schedule.hbm.parameter_at(site.address)
         if off >= rv.schedule.hbm.size_bytes[p]:
             return None
+        wb = int(rv.element_bytes[p])
         return p, off // wb, 8 * (off % wb) + site.bit
     if site.structure == "pe":
         return None  # found per fold
@@ -53,7 +55,7 @@ def _hit_element(rv: SiteResolver, site: Site):
     for row in range(rv.nseg):
         if c["structure"][row] == s and c["addr_lo"][row] <= site.address < c["addr_hi"][row] \
                 and c["write_cycle"][row] < site.cycle < c["evict_cycle"][row]:
-            local, byte = divmod(site.address - int(c["addr_lo"][row]), wb)
+            local, byte = divmod(site.address - int(c["addr_lo"][row]), int(rv.element_bytes[c["param"][row]]))
             width = int(c["n1"][row] - c["n0"][row])
             e = rv.element_of(row, int(c["k0"][row]) + local // width, int(c["n0"][row]) + local % width)
             return int(c["param"][row]), e, 8 * byte + site.bit, row
@@ -72,6 +74,8 @@ def naive_outputs(rv: SiteResolver, program: Program, cache: Mapping[str, np.nda
     if hit is None:
         return None
     p, e = hit[0], hit[1]
+    if rv.param_names[p].endswith(SCALE_SUFFIX):
+        raise NaiveUnsupported(f"naive replay of int8 scale {rv.param_names[p]!r} is not implemented")
     sram_row = hit[3] if site.structure in ("weight_sram", "embedding_sram") else -1
     name = rv.param_names[p]
     d = np.float64(new_value) - np.float64(old_value)
@@ -220,7 +224,7 @@ def _gather(rv, program, cache, op, work: GatherWork, site, p, e, sram_row, new_
     looked = table[work.rows].copy()
     bad = looked.copy()
     segments = rv.schedule.segments
-    segs = np.flatnonzero((segments.op == op) & (segments.structure == EMBEDDING_SRAM))
+    segs = np.flatnonzero((segments.op == op) & (segments.structure == EMBEDDING_SRAM) & (segments.param == p))
     hit_any = False
     for j, seg in enumerate(segs):
         if work.rows[j] != r_e:

@@ -21,20 +21,22 @@ def avf_plots(out: Path, rep: Path, result: StudyResult, layers: list[dict]) -> 
     paths = []
     names = list(summary["structures"])
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    pos = [v[k] for e in summary["structures"].values() for v in (e.get("direct"), e.get("joined")) if v
+    kinds = (("direct", -0.2), ("joined_rw", 0.0), ("joined", 0.2))
+    pos = [v[k] for e in summary["structures"].values() for v in (e.get(kind) for kind, _ in kinds) if v
            for k in ("avf_sdc", "sdc_hi") if v[k] > 0]
     floor = min(pos) / 10 if pos else 1e-9  # zero estimates drawn at the floor of the log axis
-    for off, kind in ((-0.15, "direct"), (0.15, "joined")):
+    labels = {"direct": "direct", "joined_rw": "read-weighted join", "joined": "full-PVF join"}
+    for kind, off in kinds:
         vals = [summary["structures"][s].get(kind) for s in names]
         x = [i + off for i, v in enumerate(vals) if v]
         y = np.maximum(np.array([[v["avf_sdc"], v["sdc_lo"], v["sdc_hi"]] for v in vals if v]).reshape(-1, 3), floor)
         if len(x):
-            ax.errorbar(x, y[:, 0], yerr=[y[:, 0] - y[:, 1], y[:, 2] - y[:, 0]], fmt="o", capsize=3, label=kind)
+            ax.errorbar(x, y[:, 0], yerr=[y[:, 0] - y[:, 1], y[:, 2] - y[:, 0]], fmt="o", capsize=3, label=labels[kind])
     ax.set_xticks(range(len(names)), names)
     ax.set_yscale("log")
     ax.set_ylabel("SDC AVF")
     ax.legend()
-    ax.set_title("AVF by structure")
+    ax.set_title("SDC AVF per sample by structure")
     fig.tight_layout()
     paths.append(rep / "avf_by_structure.png")
     fig.savefig(paths[-1], dpi=110)
@@ -126,9 +128,11 @@ def plot_sweep(rows: Sequence[dict], path: Path) -> None:
         yy = np.maximum(y, floor)
         line = a1.errorbar(x, yy, yerr=[np.maximum(yy - np.maximum(lo, floor), 0), np.maximum(hi - yy, 0)],
                            capsize=3, marker="o", label=f"{s} direct")
-        jy = np.array([r["joined_avf"] for r in sel])
-        if np.isfinite(jy).any():
-            a1.plot(x, np.maximum(jy, floor), ls="--", marker="x", color=line[0].get_color(), label=f"{s} joined")
+        for column, style, name in (("joined_rw_avf", "--", "read-weighted"), ("joined_avf", ":", "full-PVF")):
+            jy = np.array([r.get(column, float("nan")) for r in sel])
+            if np.isfinite(jy).any():
+                a1.plot(x, np.maximum(jy, floor), ls=style, marker="x", color=line[0].get_color(),
+                        label=f"{s} {name} join")
         a2.plot(x, [max(r["sdc_fit"], ffloor) for r in sel], marker="o", label=s)
     tot = [next(r for r in rows if r["value"] == v and r["structure"] == "total") for v in values]
     a2.plot(x, [max(r["sdc_fit"], ffloor) for r in tot], marker="s", color="k", label="total")

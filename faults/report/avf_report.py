@@ -26,35 +26,56 @@ def _g(x: float) -> str:
     return "nan" if x is None or x != x else f"{x:.3g}"
 
 
+def _ci(value: float, lo: float, hi: float) -> str:
+    return f"{_g(value)} [{_g(lo)}, {_g(hi)}]"
+
+
 def markdown(result: StudyResult, layer_rows: list[dict]) -> str:
-    """The study's markdown report (AVF by structure, gaps, FIT, live sites by layer)."""
+    """The study's markdown report (AVF by structure per sample and per event, both joins and
+    their ratio, FIT, live sites by layer)."""
     conf = result.confidence
     cfg = result.config
+    window = int(cfg.get("scrub_interval", 1))
     lines = [f"# AVF of {cfg.get('model_name') or '?'} on {cfg['hardware'].get('name', '?')} "
-             f"({cfg['dtype']}, criterion {cfg['criterion']}, {result.total_cycles} cycles)", "",
+             f"({cfg['dtype']}, criterion {cfg['criterion']}, {result.total_cycles} cycles, batch {cfg.get('batch')})",
+             "",
              f"Intervals: {int(conf * 100)}% {result.method}. Direct = (bit, cycle) sites drawn "
              + ("uniformly over the occupied bit-cycles (SRAM, PE; rates scaled by the exact occupied share; "
                 "HBM uniform over the parameter region)" if cfg.get("sampling") == "occupied" else
                 "uniformly over bits × cycles (HBM: the parameter region)")
-             + ", resolved through the residency table and run through the network; joined = Σ ACE·PVF / "
-             "(bits·T) with PVF interval bounds. Rates are per input sample.", "",
-             "| structure | bits | sites | masked w/o run | live share | ACE share | direct AVF [lo, hi] "
-             "| joined AVF [lo, hi] | direct DUE |", "|---|---|---|---|---|---|---|---|---|"]
+             + ", resolved through the residency table and run through the network. Per sample: share of "
+             "sample outputs incorrect; per event: share of upsets after which an inference (the batch) has an "
+             "incorrect output — what FIT counts. Joined = Σ ACE·PVF / (bits·T): read-weighted (each ACE "
+             "bit-cycle at the share of reads it still reaches) and full-PVF (every ACE bit-cycle at full PVF: "
+             "an upper bound for dense weights); ratio = direct ÷ read-weighted with a bootstrap interval.",
+             ""]
+    if window > 1:
+        lines += [f"Scrub interval: {window} back-to-back inferences; an HBM upset persists until the scrub "
+                  f"(later inferences see the parameter fault); rates are over the window's {window} inferences.", ""]
+    lines += ["| structure | bits | sites | masked w/o run | live share | ACE share | direct AVF per sample "
+              "| read-weighted join | ratio | full-PVF join | direct AVF per event |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s, r in result.structures.items():
-        d, j = r.direct, r.joined
-        joined = f"{_g(j.avf_sdc)} [{_g(j.sdc_lo)}, {_g(j.sdc_hi)}]" if j else "—"
-        lines.append(f"| {s} | {r.bits} | {d.trials} | {d.unrun} | {_g(d.live_fraction)} | "
-                     f"{_g(d.ace_fraction)} | {_g(d.avf_sdc)} [{_g(d.sdc_lo)}, {_g(d.sdc_hi)}] | "
-                     f"{joined} | {_g(d.avf_due)} |")
-    lines += ["", "## Where direct and joined differ", ""]
-    lines += [f"- {r.explanation}" for r in result.structures.values() if r.explanation]
+        d, j, w = r.direct, r.joined, r.joined_rw
+        lines.append(f"| {s} | {r.bits} | {d.trials} | {d.unrun} | {_g(d.live_fraction)} | {_g(d.ace_fraction)} | "
+                     f"{_ci(d.avf_sdc, d.sdc_lo, d.sdc_hi)} | {_ci(w.avf_sdc, w.sdc_lo, w.sdc_hi) if w else '—'} | "
+                     f"{_ci(*r.ratio) if w else '—'} | {_ci(j.avf_sdc, j.sdc_lo, j.sdc_hi) if j else '—'} | "
+                     f"{_ci(d.avf_event, d.event_lo, d.event_hi)} |")
+    lines += ["", "DUE (non-finite outputs) per sample / per event: " + "; ".join(
+        f"{s} {_g(r.direct.avf_due)} / {_g(r.direct.avf_due_event)}" for s, r in result.structures.items())]
+    explained = [r.explanation for r in result.structures.values() if r.explanation]
+    if explained:
+        lines += ["", "## Direct against the joins", ""] + [f"- {e}" for e in explained]
+    basis = result.fit[0].basis if result.fit else "sample"
     lines += ["", "## FIT (raw FIT/Mbit are assumptions unless overridden; see faults/avf/fit.py)", "",
-              "| structure | Mbit | FIT/Mbit | raw FIT | SDC FIT [lo, hi] | DUE FIT [lo, hi] | rate source |",
-              "|---|---|---|---|---|---|---|"]
+              f"Headline FIT counts {'failure events (inferences with an incorrect output)' if basis == 'event' else 'per-sample failures (sites were run on part of the batch; per-event needs --inputs-per-trial 0)'}.",
+              "",
+              "| structure | Mbit | FIT/Mbit | raw FIT | SDC FIT [lo, hi] | DUE FIT [lo, hi] | per-sample SDC FIT | rate source |",
+              "|---|---|---|---|---|---|---|---|"]
     for f in result.fit:
         lines.append(f"| {f.structure} | {f.bits / 2**20:.4g} | {_g(f.fit_per_mbit)} | {_g(f.raw_fit)} | "
-                     f"{_g(f.sdc_fit)} [{_g(f.sdc_fit_lo)}, {_g(f.sdc_fit_hi)}] | {_g(f.due_fit)} "
-                     f"[{_g(f.due_fit_lo)}, {_g(f.due_fit_hi)}] | {f.source} |")
+                     f"{_ci(f.sdc_fit, f.sdc_fit_lo, f.sdc_fit_hi)} | {_ci(f.due_fit, f.due_fit_lo, f.due_fit_hi)} | "
+                     f"{_ci(f.sample_sdc_fit, f.sample_sdc_fit_lo, f.sample_sdc_fit_hi)} | {f.source} |")
     if layer_rows:
         lines += ["", "## Live sites by layer (direct)", "", "| structure | layer | live sites | partial | SDC rate | PVF |",
                   "|---|---|---|---|---|---|"]
@@ -108,8 +129,9 @@ def write_sweep_report(out_dir: str | Path, plots: bool = True) -> dict:
     path = out / SWEEP_FILE
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
     for r in rows:
-        for k in ("direct_avf", "direct_lo", "direct_hi", "joined_avf", "joined_lo", "joined_hi", "sdc_fit", "due_fit"):
-            r[k] = float(r[k])
+        for k in r:
+            if k not in ("key", "value", "structure"):
+                r[k] = float(r[k])
     written = {"studies": [], "plots": []}
     for folder in dict.fromkeys(f"{r['key']}={r['value']}" for r in rows):
         written["studies"].append(write_avf_report(out / folder, plots=plots)["markdown"])

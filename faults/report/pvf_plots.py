@@ -1,8 +1,9 @@
-"""Plots of a PVF campaign: PVF per group and per bit position, with interval bars (PNG)."""
+"""Plots of a PVF campaign: the bits-weighted PVF per group and per bit position, with its
+interval bars (PNG)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -25,12 +26,12 @@ def plot_groups(path: Path, rows: Sequence[GroupRow], title: str, xlabel: str, h
         ax.barh(pos, pvf, xerr=err, color="#4c72b0", ecolor="black", capsize=3)
         ax.set_yticks(pos, labels)
         ax.invert_yaxis()
-        ax.set_xlabel("PVF (SDC probability)")
+        ax.set_xlabel("PVF (SDC probability, bits-weighted)")
         ax.set_ylabel(xlabel)
     else:
         ax.bar(pos, pvf, yerr=err, color="#4c72b0", ecolor="black", capsize=2)
         ax.set_xticks(pos, labels, rotation=90 if len(rows) > 12 else 0)
-        ax.set_ylabel("PVF (SDC probability)")
+        ax.set_ylabel("PVF (SDC probability, bits-weighted)")
         ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x" if horizontal else "y", alpha=0.3)
@@ -39,7 +40,8 @@ def plot_groups(path: Path, rows: Sequence[GroupRow], title: str, xlabel: str, h
     plt.close(fig)
 
 
-def plot_bits(path: Path, trials: Sequence[dict[str, Any]], confidence: float, method: str, title: str) -> None:
+def plot_bits(path: Path, trials: Sequence[dict[str, Any]], cells: Sequence[dict[str, Any]],
+              config: Mapping[str, Any] | None, confidence: float, method: str, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,7 +50,7 @@ def plot_bits(path: Path, trials: Sequence[dict[str, Any]], confidence: float, m
     fig, ax = plt.subplots(figsize=(8, 4))
     for dtype in sorted({t["dtype"] for t in trials}):
         sub = [t for t in trials if t["dtype"] == dtype and t["bit"] >= 0]
-        rows = group_table(sub, [], "bit", confidence, method)
+        rows = group_table(sub, [c for c in cells if c["dtype"] == dtype], "bit", confidence, method, config)
         if not rows:
             continue
         x = np.array([int(r.value) for r in rows])

@@ -37,6 +37,9 @@ def lower_conv(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     strides = int_list(attrs.get("strides", [1] * rank))
     dilations = int_list(attrs.get("dilations", [1] * rank))
     pads = resolve_pads(ctx, node, attrs, kernel_shape, strides, dilations)
+    group = int(attrs["group"])
+    _check_group(ctx, node, group, w_shape)
+    _check_bias(ctx, node, w_shape)
     if ctx.is_parameter(weight):
         ctx.claim_parameter(weight, node, "weight", channel_axis=0)
     bias = node.input[2] if len(node.input) > 2 else ""
@@ -46,6 +49,34 @@ def lower_conv(ctx: LoweringContext, node: onnx.NodeProto) -> None:
         "conv",
         [node.input[0], weight, bias],
         [node.output[0]],
-        {"strides": strides, "pads": pads, "dilations": dilations, "group": int(attrs["group"])},
+        {"strides": strides, "pads": pads, "dilations": dilations, "group": group},
         name=node.name,
     )
+
+
+def _check_group(ctx: LoweringContext, node: onnx.NodeProto, group: int, w_shape) -> None:
+    """group >= 1 dividing W's output channels, and X's channels = W's input channels x group
+    (where the shapes are known at load time)."""
+    if group < 1:
+        raise FrontendError(f"{node_label(node)}: group={group} must be >= 1")
+    if w_shape is None or len(w_shape) < 2 or not all(isinstance(d, int) for d in w_shape[:2]):
+        return
+    if w_shape[0] % group:
+        raise FrontendError(f"{node_label(node)}: group={group} does not divide W's {w_shape[0]} output channels")
+    x_shape = ctx.shape(node.input[0])
+    if x_shape is not None and len(x_shape) > 1 and isinstance(x_shape[1], int) and x_shape[1] != w_shape[1] * group:
+        raise FrontendError(f"{node_label(node)}: X has {x_shape[1]} channels, W {list(w_shape)} with group={group} "
+                            f"needs {w_shape[1] * group}")
+
+
+def _check_bias(ctx: LoweringContext, node: onnx.NodeProto, w_shape) -> None:
+    """B, when present, is 1-D with one value per output channel of W."""
+    if len(node.input) < 3 or not node.input[2]:
+        return
+    b_shape = ctx.shape(node.input[2])
+    if b_shape is None:
+        return
+    if len(b_shape) != 1 or (w_shape and isinstance(w_shape[0], int) and isinstance(b_shape[0], int)
+                             and b_shape[0] != w_shape[0]):
+        raise FrontendError(f"{node_label(node)}: B has shape {list(b_shape)}; it needs one value per output "
+                            f"channel of W {list(w_shape or [])}")

@@ -10,6 +10,7 @@ at load time when everything is constant). ``nn.EmbeddingBag`` (a Loop) is lower
 """
 from __future__ import annotations
 
+import numpy as np
 import onnx
 
 from frontend.ops._common import node_label
@@ -31,12 +32,31 @@ def lower_gather(ctx: LoweringContext, node: onnx.NodeProto) -> None:
     rank = _rank(ctx, data)
     if rank is not None and axis < 0:
         axis += rank
+    _check_constant_ids(ctx, node, axis)
     if ctx.is_parameter(data):
         if axis == 0:
             ctx.claim_parameter(data, node, "embedding", channel_axis=0)
         else:
             ctx.claim_parameter(data, node, "other", channel_axis=None)
     ctx.emit("gather", [data, node.input[1]], [node.output[0]], {"axis": axis}, name=node.name)
+
+
+def _check_constant_ids(ctx: LoweringContext, node: onnx.NodeProto, axis: int) -> None:
+    """Constant ids of a Gather from a tensor of known shape are checked at load time (as the
+    executor checks run-time ids): valid ids of an axis of size n are -n..n-1 (ONNX)."""
+    shape, ids = ctx.shape(node.input[0]), ctx.constant(node.input[1])
+    if shape is None or not 0 <= axis < len(shape):
+        if shape is not None:
+            raise FrontendError(f"{node_label(node)}: axis {axis} is out of range for rank {len(shape)}")
+        return
+    size = shape[axis]
+    if ids is None or not isinstance(size, int) or np.asarray(ids).size == 0:
+        return
+    ids = np.asarray(ids)
+    low, high = int(ids.min()), int(ids.max())
+    if low < -size or high >= size:
+        raise FrontendError(f"{node_label(node)}: id {low if low < -size else high} in {node.input[1]!r} is out of "
+                            f"range for axis {axis} of size {size} (valid ids {-size}..{size - 1})")
 
 
 @lowering("GatherElements")

@@ -30,6 +30,8 @@ def lower_gemm(ctx: LoweringContext, node: onnx.NodeProto) -> None:
         ctx.claim_parameter(a, node, "weight", channel_axis=1 if trans_a else 0)
     if len(node.input) > 2 and ctx.is_parameter(node.input[2]):
         ctx.claim_parameter(node.input[2], node, "bias", channel_axis=None)
+    if len(node.input) > 2 and node.input[2]:
+        _check_bias(ctx, node, trans_b)
     ctx.emit(
         "gemm",
         list(node.input[:3]) + [""] * (3 - len(node.input[:3])),
@@ -42,6 +44,19 @@ def lower_gemm(ctx: LoweringContext, node: onnx.NodeProto) -> None:
         },
         name=node.name,
     )
+
+
+def _check_bias(ctx: LoweringContext, node: onnx.NodeProto, trans_b: int) -> None:
+    """C must broadcast to [M, N] (ONNX: unidirectionally): rank <= 2, last dim 1 or N."""
+    c_shape, b_shape = ctx.shape(node.input[2]), ctx.shape(node.input[1])
+    if c_shape is None:
+        return
+    if len(c_shape) > 2:
+        raise FrontendError(f"{node_label(node)}: C has shape {list(c_shape)}; it must broadcast to [M, N]")
+    if b_shape is not None and len(b_shape) == 2 and c_shape:
+        n = b_shape[0] if trans_b else b_shape[1]
+        if isinstance(n, int) and isinstance(c_shape[-1], int) and c_shape[-1] not in (1, n):
+            raise FrontendError(f"{node_label(node)}: C has shape {list(c_shape)}; it must broadcast to [M, {n}]")
 
 
 @lowering("MatMul")
