@@ -20,7 +20,7 @@ from pathlib import Path
 from accelsim import storage
 from faults import api
 
-from cli.common import CommandError, add_hw_arguments, positive
+from cli.common import CommandError, add_hw_arguments, add_study_arguments, positive
 
 NAME = "avf"
 HELP = "AVF per memory structure (direct and joined with PVF), SDC/DUE FIT, sweeps over a hardware parameter"
@@ -32,12 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--structure", default="weight_sram,hbm,pe",
                         help="comma list of hbm, weight_sram, embedding_sram, pe")
     parser.add_argument("--trials", type=int, default=1000, help="direct sites per structure")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="output folder (resumable)")
-    parser.add_argument("--dtype", default=None, choices=("fp32", "fp16", "bf16", "int8"),
-                        help="stored weight format (default: from precision.weight_bytes)")
-    parser.add_argument("--inputs", help=".npz of graph inputs (default: eval_inputs.npz beside the model)")
-    parser.add_argument("--batch", type=int, default=32, help="first BATCH samples form the inference")
+    add_study_arguments(parser)
     parser.add_argument("--inputs-per-trial", type=int, default=0,
                         help="samples evaluated per site (default 0 = the whole batch, needed for per-event AVF/FIT)")
     parser.add_argument("--scrub-interval", type=int, default=1,
@@ -59,8 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "AVF scaled by the exact occupied share)")
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--interval", default="wilson", choices=("wilson", "clopper-pearson"))
-    parser.add_argument("--workers", type=int, default=1, help="worker processes of the joined estimate's PVF campaign")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes of the direct trials and of the joined estimate's PVF campaign "
+                             "(the same results on any number)")
+    parser.add_argument("--backend", default="local", choices=api.BACKENDS,
+                        help="where the direct trials run: local worker processes or Ray (the ray extra)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (stderr: rate, ETA, running AVF)")
 
 
 def study_config_from_args(args: argparse.Namespace) -> api.StudyConfig:
@@ -102,7 +101,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
         return 0
     api.avf_study(model, inputs, args.hw, config, out, overrides=overrides, dtype=args.dtype,
-                  criterion=args.criterion, nonfinite=args.nonfinite, workers=args.workers, progress=progress)
+                  criterion=args.criterion, nonfinite=args.nonfinite, workers=args.workers, progress=progress,
+                  backend=args.backend)
     written = api.report(out)["avf"]
     print(Path(written["markdown"]).read_text())
     for path in written["plots"]:

@@ -24,6 +24,16 @@ def add_hw_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override one config value, e.g. --set array.dataflow=os")
 
 
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--seed``, ``--out``, ``--dtype``, ``--inputs``, ``--batch`` (the studies on hardware)."""
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="output folder (resumable)")
+    parser.add_argument("--dtype", default=None, choices=("fp32", "fp16", "bf16", "int8"),
+                        help="stored weight format (default: from precision.weight_bytes)")
+    parser.add_argument("--inputs", help=".npz of graph inputs (default: eval_inputs.npz beside the model)")
+    parser.add_argument("--batch", type=int, default=32, help="first BATCH samples form the inference")
+
+
 def positive(name: str, value: int | None, allow_zero: bool = False) -> None:
     """One-line error unless ``value`` is None or >= 1 (>= 0 with ``allow_zero``)."""
     if value is not None and value < (0 if allow_zero else 1):

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "cli.report_cmd",
     "cli.demo_cmd",
     "cli.avf_cmd",
+    "cli.protect_cmd",
 )
 
 

@@ -1,6 +1,8 @@
 """``accelsim pvf MODEL.onnx --fault sbf --by component,bit --trials N --seed S --out DIR``.
 
 Runs (or resumes) a parameter-level PVF campaign and writes its report to ``DIR/report``.
+``--precision 0.10`` runs until the population PVF is known to ±10% (relative, at
+``--confidence``) with the fewest trials (:mod:`faults.pvf.precision`).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from faults import api
 from cli.common import positive
 
 NAME = "pvf"
+PRECISION_CHUNK = 256  # precision campaigns: chunks hold one stratum's faults, which travel stacked
 HELP = "parameter vulnerability factor campaign: inject faults in stored parameters, count SDC/DUE"
 
 
@@ -48,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "half-width (unbiased; capped by --trials)")
     parser.add_argument("--round", type=int, default=100, dest="round_trials",
                         help="adaptive: pilot trials per stratum (default 100)")
+    parser.add_argument("--precision", type=float, default=None, metavar="R",
+                        help="time to answer: run until the population (bits-weighted) PVF's interval has a "
+                             "relative half-width of at most R (e.g. 0.10), with the fewest trials: strata = "
+                             "the hot bit (fp32 30) per --by group (default layer) + one rest stratum, a pilot, "
+                             "then optimal allocation rounds (--trials caps a stratum; default 10^6)")
+    parser.add_argument("--pilot", type=int, default=30, dest="pilot_trials",
+                        help="precision: pilot trials per stratum (default 30; fewer for strata with a tiny "
+                             "share of the hot bits)")
     parser.add_argument("--nonfinite", default="sdc", choices=("sdc", "due", "apart"),
                         help="NaN/Inf outputs count as SDC (default: accelerators do not trap on them), "
                              "as DUE, or apart; reports show PVF both ways")
@@ -56,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inputs-per-fault", type=int, default=1,
                         help="inputs evaluated under each fault (0 = all; intervals treat the fault as the unit)")
     parser.add_argument("--output", default=None, help="graph output judged by the criterion (default: first)")
-    parser.add_argument("--chunk", type=int, default=64, help="trials per chunk (part of the campaign definition)")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="trials per chunk (part of the campaign definition; default 64, 256 with --precision)")
     parser.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
     parser.add_argument("--backend", default="local", choices=api.BACKENDS)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -71,12 +83,16 @@ def config_from_args(args: argparse.Namespace) -> api.CampaignConfig:
     trials = args.trials
     if trials is None:
         trials = 0 if args.margin is not None else (10_000 if args.half_width is not None else 1000)
+        if args.precision is not None:
+            trials = 10**6
+    chunk = args.chunk if args.chunk is not None else (PRECISION_CHUNK if args.precision is not None else 64)
     return api.CampaignConfig(
         fault=args.fault, dtypes=dtypes, target=tuple(args.target or ()),
         by=tuple(k.strip() for k in args.by.split(",") if k.strip()), trials=trials, seed=args.seed,
         criterion=args.criterion, confidence=args.confidence, method=args.interval, margin=args.margin,
         half_width=args.half_width, round_trials=args.round_trials, inputs_per_trial=args.inputs_per_fault,
-        chunk_size=args.chunk, weighting=args.weighting, output=args.output, nonfinite=args.nonfinite,
+        chunk_size=chunk, weighting=args.weighting, output=args.output, nonfinite=args.nonfinite,
+        precision=args.precision, pilot_trials=args.pilot_trials,
     )
 
 
@@ -95,6 +111,11 @@ def main(args: argparse.Namespace) -> int:
           f"{run.trials_per_second:.0f} trials/s); criterion {run.criterion}")
     if n:
         print(f"SDC {run.sdc} (PVF {run.sdc / n:.4f}), DUE {run.due} ({run.due / n:.4f})")
+    if n and config.precision is not None:
+        est = results.population()
+        rel = (est.hi - est.lo) / 2 / est.pvf if est.pvf > 0 else float("inf")
+        print(f"population PVF {est.pvf:.4g} [{est.lo:.4g}, {est.hi:.4g}] (bits-weighted, "
+              f"{100 * config.confidence:g}%): ±{100 * rel:.1f}% relative, target ±{100 * config.precision:g}%")
     if not args.no_report and n:
         written = api.report(args.out)["pvf"]
         print(f"report: {written['markdown']}")

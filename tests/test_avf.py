@@ -243,14 +243,14 @@ def test_joined_overestimates_when_flips_reach_only_later_reads(tmp_path):
     ctx = AvfContext(program, inputs, load_config("edge_npu", ["precision.weight_bytes=4"]), "fp32",
                      criterion="dev>1e-3")
     pvf = run_pvf(ctx, str(tmp_path / "pvf"), 150, seed=0)
-    rows = run_direct(ctx, "pe", 600, seed=1, mode="occupied")
+    rows = run_direct(ctx, "pe", 1200, seed=1, mode="occupied")
     pe = summarize_direct(ctx, "pe", rows, mode="occupied")
     pe_joined = joined_avf(ctx, "pe", pvf)
     assert pe.sdc_hi < pe_joined.sdc_lo  # not even the intervals overlap
     # the read-weighted join accounts for it: direct / read-weighted has an interval around 1
     point, lo, hi = ratio_interval([r["window_sdc"] for r in rows], [r["window_inputs"] for r in rows],
                                    occupied(ctx, "pe")[2], join_weights(ctx, "pe", "read_weighted"), pvf,
-                                   ctx.resolver.capacity_bits("pe") * ctx.total_cycles, seed=1)
+                                   ctx.resolver.capacity_bits("pe") * ctx.total_cycles)
     assert lo <= 1.0 <= hi and hi < pe_joined.avf_sdc / pe.avf_sdc
     rows = run_direct(ctx, "hbm", 600, seed=1)
     hbm, hbm_joined = summarize_direct(ctx, "hbm", rows), joined_avf(ctx, "hbm", pvf)

@@ -112,3 +112,15 @@ def test_script_entry_point(result):
     live = query(out / "avf" / "avf.sqlite", "SELECT COUNT(*), SUM(status = 'live') FROM sites")[0]
     assert lines[-1] == f"{sum(n for _, n, _ in stored)} stored PVF trials; {live[0]} stored AVF sites ({live[1]} live)"
     assert lines[-1].startswith("750 stored PVF trials; 400 stored AVF sites")
+
+
+def test_protection_study_of_the_walkthrough(result):
+    """SECDED with interleaving 4 turns every cluster of <= 4 cells into correctable singles (no
+    SDC, no DUE from the weight SRAM); parity on a PE register detects odd clusters only."""
+    out, r = result
+    rows = {row.structure: row for row in r["protect"]}
+    ws, pe = rows["weight_sram"], rows["pe"]
+    assert ws.sdc == ws.true_due == ws.false_due == 0 and ws.check_bit_overhead == 8 / 64
+    assert pe.true_due + pe.false_due > 0 and pe.check_bit_overhead == 1 / 32
+    stored = query(out / "protect" / "protect.sqlite", "SELECT cls, cluster FROM trials WHERE structure='pe'")
+    assert all(cls not in ("true_due", "false_due") for cls, cluster in stored if cluster in (2, 4))

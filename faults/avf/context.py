@@ -75,6 +75,22 @@ class AvfContext:
         self.layer_of = {p.name: labels(p)["layer"] for p in [*program.parameters.values(),
                                                               *scale_parameters(program)]}
 
+    def variant(self, *, bank: ProtectedBank | None = None,
+                decode_cycles: Mapping[str, int] | None = None) -> "AvfContext":
+        """This context re-scheduled with another protected bank / decode latency: the golden
+        run, inputs and criterion are shared (never mutated), the schedule, site resolver and
+        partial injector are new."""
+        other = object.__new__(AvfContext)
+        other.__dict__.update(self.__dict__)
+        other.bank = bank
+        other.decode_cycles = dict(decode_cycles or {})
+        cache = self.fast.golden
+        other.schedule = simulate(self.program, {k: np.shape(v) for k, v in cache.items()}, self.hw,
+                                  index_values=cache, bank=bank, decode_cycles=other.decode_cycles)
+        other.resolver = SiteResolver(other.schedule, self.program)
+        other.injector = PartialInjector(self.fast, other.schedule)
+        return other
+
     @property
     def total_cycles(self) -> int:
         return int(self.schedule.total_cycles)

@@ -33,16 +33,28 @@ reloaded by every inference: only inference j sees them. Per-sample AVF is then 
 the window's S·B outputs that are incorrect; per-event AVF the share of sites after which at
 least one inference of the window is incorrect (one upset = one failure event, however many
 inferences it spoils before the scrub). S = 1 is the single cold inference.
+
+**Execution.** Trials run in the fixed chunks ``[c·chunk, (c+1)·chunk)`` of each structure, on
+a :class:`faults.common.executor.ChunkExecutor`: in this process, on N local worker processes
+(fork: the context is inherited) or on Ray (each worker rebuilds the :class:`AvfContext` from
+the picklable :class:`ContextSpec` — program, inputs, hardware config, dtype, criterion, output,
+non-finite policy, placement bank, decode latency). A chunk is ``(structure, trials, seed,
+inputs_per_trial, mode, window)``: everything a trial depends on besides the context, so the
+stored rows are identical on 1 or N workers, on Ray and after an interruption.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from accelsim.config import HardwareConfig
+
 from faults.common import outcome as oc
 from faults.common import stats
+from faults.common.executor import ChunkExecutor, as_program, program_state
 from faults.inject import Fault, PartialFault
 from faults.avf.context import AvfContext, AvfError
 from faults.avf.sites import SITE_STRUCTURES, Site
@@ -64,15 +76,15 @@ def occupied(ctx: AvfContext, structure: str) -> tuple[np.ndarray, np.ndarray, f
     ``Σ weights`` bit-cycles and the occupied share is ``Σ weights / (bits × T)``.
     """
     memo = ctx.__dict__.setdefault("_occupied", {})
-    if structure not in memo:
+    if structure not in memo or memo[structure][0] is not ctx.schedule:  # a re-scheduled variant: anew
         res = ctx.schedule.residency
         rows = res.select(structure)
         span = np.maximum(0, np.minimum(res["evict_cycle"][rows], ctx.total_cycles)
                           - np.maximum(res["write_cycle"][rows] + 1, 0))
         w = 8 * (res["addr_hi"][rows] - res["addr_lo"][rows]) * span
         share = float(w.sum()) / (ctx.resolver.capacity_bits(structure) * ctx.total_cycles)
-        memo[structure] = (rows, np.cumsum(w), share)
-    return memo[structure]
+        memo[structure] = (ctx.schedule, (rows, np.cumsum(w), share))
+    return memo[structure][1]
 
 
 def draw_site(ctx: AvfContext, structure: str, seed: int, trial: int, inputs_per_trial: int = 1,
@@ -156,37 +168,126 @@ def _counts(ctx: AvfContext, golden: np.ndarray, rows: np.ndarray, output: np.nd
     return int(np.sum(outs == oc.SDC)), int(np.sum(outs == oc.DUE)), dev
 
 
+# ---------------------------------------------------------------------------- execution
+@dataclass(frozen=True)
+class ContextSpec:
+    """The picklable data an :class:`AvfContext` is rebuilt from (``program`` may be its
+    ``program_state``): :meth:`build` gives a context with the same golden run, schedule and
+    resolver, hence the same trial rows."""
+
+    program: Any
+    inputs: Mapping[str, np.ndarray]
+    hw: HardwareConfig
+    dtype: str
+    criterion: str
+    output: str | None
+    nonfinite: str
+    bank: Any = None
+    decode_cycles: Mapping[str, int] | None = None
+
+    def build(self) -> AvfContext:
+        return AvfContext(as_program(self.program), self.inputs, self.hw, self.dtype, self.criterion, self.output,
+                          bank=self.bank, nonfinite=self.nonfinite, decode_cycles=self.decode_cycles)
+
+
+def context_spec(ctx: AvfContext) -> ContextSpec:
+    """What rebuilds ``ctx`` in another process."""
+    return ContextSpec(ctx.program, ctx.inputs, ctx.hw, ctx.dtype, ctx.criterion.text, ctx.output, ctx.nonfinite,
+                       ctx.bank, dict(ctx.decode_cycles))
+
+
+class DirectEvaluator:
+    """Worker side: evaluates chunks ``(structure, trials, seed, inputs_per_trial, mode,
+    window)`` of direct trials on one context (rows as :func:`evaluate_sites` gives them)."""
+
+    def __init__(self, ctx: AvfContext) -> None:
+        self.ctx = ctx
+
+    def run_chunk(self, chunk: tuple) -> list[dict]:
+        structure, trials, seed, inputs_per_trial, mode, window = chunk
+        drawn = [draw_site(self.ctx, structure, seed, t, inputs_per_trial, mode, window) for t in trials]
+        return evaluate_sites(self.ctx, structure, list(trials), [d[0] for d in drawn], [d[1] for d in drawn],
+                              [d[2] for d in drawn], window)
+
+
+class ContextFactory:
+    """Builds a worker's evaluator ``evaluator(ctx)`` (default :class:`DirectEvaluator`; any
+    picklable callable taking an :class:`AvfContext` and returning an object with
+    ``run_chunk``): on the context itself where it is at hand (this process, forked workers),
+    else on one rebuilt from its :class:`ContextSpec` (pickling drops the context;
+    :meth:`portable` sends the program as ``program_state``)."""
+
+    def __init__(self, spec: ContextSpec, ctx: AvfContext | None = None,
+                 evaluator: Callable[[AvfContext], Any] = DirectEvaluator) -> None:
+        self.spec, self.ctx, self.evaluator = spec, ctx, evaluator
+
+    @classmethod
+    def of(cls, ctx: AvfContext, evaluator: Callable[[AvfContext], Any] = DirectEvaluator) -> "ContextFactory":
+        return cls(context_spec(ctx), ctx, evaluator)
+
+    def __call__(self) -> Any:
+        return self.evaluator(self.ctx if self.ctx is not None else self.spec.build())
+
+    def __getstate__(self) -> dict:
+        return {"spec": self.spec, "evaluator": self.evaluator}
+
+    def __setstate__(self, state: dict) -> None:
+        self.spec, self.evaluator, self.ctx = state["spec"], state["evaluator"], None
+
+    def portable(self) -> "ContextFactory":
+        if isinstance(self.spec.program, dict):
+            return ContextFactory(self.spec, None, self.evaluator)
+        return ContextFactory(dataclasses.replace(self.spec, program=program_state(self.spec.program)), None,
+                              self.evaluator)
+
+
+def local_executor(ctx: AvfContext, workers: int = 1, backend: str = "local", key: str = "avf",
+                   evaluator: Callable[[AvfContext], Any] = DirectEvaluator) -> ChunkExecutor:
+    """An executor of chunks of trials on ``ctx`` (this process for one worker; forked workers
+    inherit ``ctx``; Ray workers rebuild it). ``evaluator(ctx)`` evaluates a chunk: direct trials
+    by default; a study with chunks of its own passes its evaluator class (picklable)."""
+    return ChunkExecutor(ContextFactory.of(ctx, evaluator), workers, backend, key=key, local=evaluator(ctx))
+
+
 def run_direct(ctx: AvfContext, structure: str, trials: int, seed: int, store: AvfStore | None = None,
                inputs_per_trial: int = 1, chunk_size: int = 128,
                on_chunk: Callable[[int], None] | None = None, mode: str = "uniform",
-               window: int = 1) -> list[dict]:
+               window: int = 1, executor: ChunkExecutor | None = None,
+               on_rows: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Run (or resume) direct trials ``0..trials-1`` of ``structure``; all their rows, by trial.
 
     Trials are evaluated in the fixed chunks ``[c·chunk_size, (c+1)·chunk_size)`` (live sites of
-    a chunk are stacked), so results do not depend on interruptions; a chunk whose trials are
-    all stored is skipped.
+    a chunk are stacked), so results do not depend on interruptions or on where a chunk ran
+    (``executor``: local workers or Ray; default this process); a chunk whose trials are all
+    stored is skipped. ``on_chunk`` gets each finished chunk's trial count, ``on_rows`` its rows.
     """
     if structure not in SITE_STRUCTURES:
         raise AvfError(f"unknown structure {structure!r}; choose {', '.join(SITE_STRUCTURES)}")
     if ctx.resolver.capacity_bits(structure) == 0:
         raise AvfError(f"structure {structure} has no capacity on {ctx.hw.name}")
     done = store.done(structure) if store else set()
+    chunks = ((structure, tuple(range(lo, min(lo + chunk_size, trials))), seed, inputs_per_trial, mode, window)
+              for lo in range(0, trials, chunk_size)
+              if not all(t in done for t in range(lo, min(lo + chunk_size, trials))))
     rows: list[dict] = []
-    for lo in range(0, trials, chunk_size):
-        chunk = list(range(lo, min(lo + chunk_size, trials)))
-        if all(t in done for t in chunk):
-            continue
-        drawn = [draw_site(ctx, structure, seed, t, inputs_per_trial, mode, window) for t in chunk]
-        part = evaluate_sites(ctx, structure, chunk, [d[0] for d in drawn], [d[1] for d in drawn],
-                              [d[2] for d in drawn], window)
+
+    def record(part: list[dict]) -> None:
         if store:
             store.append(part)
-        rows += part
+        rows.extend(part)
         if on_chunk:
             on_chunk(len(part))
+        if on_rows:
+            on_rows(part)
+
+    if executor is None:
+        with local_executor(ctx) as ex:
+            ex.run(chunks, record)
+    else:
+        executor.run(chunks, record)
     if store:
         return [r for r in store.rows(structure) if r["trial"] < trials]
-    return rows
+    return sorted(rows, key=lambda r: r["trial"])
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,12 @@ looked-up copy is read by its sample by construction; each lookup therefore coun
 batch where the sample reads the element (``PVF_p = P_read · PVF_p|read`` when the effect of a
 read corruption does not depend on the row).
 
-Intervals: ``[Σ ACE·PVF_lo, Σ ACE·PVF_hi] / (bits_S·T)`` (each PVF interval bound propagated;
-conservative). :func:`ratio_interval` gives direct ÷ read-weighted join with a bootstrap
-interval (sites resampled, each PVF stratum drawn from its Jeffreys posterior).
+Intervals: the stratified interval over the PVF strata, each weighted by its parameters' (read-
+weighted) ACE bit-cycles (:func:`stratified_join`, the PVF campaign's own interval, coverage
+checked by simulation) where the campaign ran one input per trial; otherwise
+``[Σ ACE·PVF_lo, Σ ACE·PVF_hi] / (bits_S·T)`` (each PVF bound propagated; conservative). DUE:
+propagated bounds. :func:`ratio_interval` gives direct ÷ read-weighted join with a MOVER
+interval combining the two.
 
 A PVF campaign is joined only if it was measured on the same program and inputs (its store's
 fingerprints); anything else is a one-line refusal.
@@ -38,6 +41,7 @@ import numpy as np
 
 from accelsim.schedule.workload import GatherWork
 
+from faults.common import stats
 from faults.pvf import results
 from faults.pvf.campaign import run_campaign
 from faults.pvf.plan import CampaignConfig
@@ -58,8 +62,8 @@ def check_provenance(ctx: AvfContext, pvf_dir: str, config: Mapping[str, Any]) -
 @dataclass(frozen=True)
 class PvfEntry:
     """Per-input SDC / DUE rate of a parameter's faults with interval bounds; ``stratum`` names
-    the PVF stratum it comes from and ``k`` / ``n`` its per-input SDC count / inputs (for the
-    bootstrap of :func:`ratio_interval`; parameters of one stratum share one draw)."""
+    the PVF stratum it comes from, ``k`` / ``n`` its per-input SDC count / inputs and ``faults``
+    its trials (parameters of one stratum share one estimate; see :func:`stratified_join`)."""
 
     sdc: float
     sdc_lo: float
@@ -70,6 +74,7 @@ class PvfEntry:
     stratum: str = ""
     k: int = 0
     n: int = 0
+    faults: int = 0
 
 
 JOIN_KINDS = ("full", "read_weighted")
@@ -93,7 +98,7 @@ class JoinedAvf:
 
 
 def joined_avf(ctx: AvfContext, structure: str, pvf: Mapping[str, PvfEntry], kind: str = "full",
-               window: int = 1) -> JoinedAvf:
+               window: int = 1, confidence: float = 0.95) -> JoinedAvf:
     """Σ_p ACE_p · PVF_p / (bits × T) with propagated PVF bounds; ``kind="read_weighted"`` uses
     the read-weighted ACE; ``window`` inferences between scrubs as in :func:`join_weights`."""
     weights = join_weights(ctx, structure, kind, window)
@@ -108,7 +113,35 @@ def joined_avf(ctx: AvfContext, structure: str, pvf: Mapping[str, PvfEntry], kin
         acc += a * np.array([e.sdc, e.sdc_lo, e.sdc_hi, e.due, e.due_lo, e.due_hi])
         per.append((name, float(a), e.sdc, a * e.sdc / denom))
     v = acc / denom
+    strat = stratified_join(weights, pvf, denom, confidence)
+    if strat is not None:
+        v[1], v[2] = strat[1], strat[2]
     return JoinedAvf(structure, *v.tolist(), ctx.ace_fraction(structure), tuple(per), kind)
+
+
+def stratified_join(weights: Mapping[str, float], pvf: Mapping[str, PvfEntry], denom: float,
+                    confidence: float = 0.95) -> tuple[float, float, float] | None:
+    """(Σ w·PVF / denom, lo, hi) with the stratified interval of :func:`faults.common.stats.
+    stratified` over the PVF strata (weight of a stratum = the bit-cycles of its parameters;
+    coverage checked by simulation), or None when it does not apply: a stratum whose trials saw
+    several inputs each (correlated inputs) or without counts."""
+    names = [n for n in weights if n in pvf]
+    if not names or any(pvf[n].faults <= 0 or pvf[n].n != pvf[n].faults for n in names):
+        return None
+    strata: dict[str, list[float]] = {}
+    for n in names:
+        e = pvf[n]
+        entry = strata.setdefault(e.stratum or n, [0.0, float(e.n), e.sdc])
+        entry[0] += weights[n]
+    w = np.array([v[0] for v in strata.values()])
+    if w.sum() <= 0:
+        return None
+    n_s = np.array([v[1] for v in strata.values()])
+    k_s = np.clip(np.round(np.array([v[2] for v in strata.values()]) * n_s), 0, n_s)
+    est = stats.stratified(k_s, n_s, w, confidence)
+    scale = float(w.sum()) / denom
+    point = float(np.sum(w * np.array([v[2] for v in strata.values()]))) / denom
+    return point, min(point, est.lo * scale), max(point, est.hi * scale)
 
 
 def join_weights(ctx: AvfContext, structure: str, kind: str, window: int = 1) -> dict[str, float]:
@@ -205,37 +238,46 @@ def read_probability(ctx: AvfContext) -> dict[int, float]:
 
 def ratio_interval(direct_sdc: Sequence[int], direct_inputs: Sequence[int], scale: float,
                    weights: Mapping[str, float], pvf: Mapping[str, PvfEntry], denom: float,
-                   confidence: float = 0.95, replicates: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """(direct ÷ joined, lo, hi): the point ratio and its bootstrap percentile interval.
+                   confidence: float = 0.95) -> tuple[float, float, float]:
+    """(direct ÷ read-weighted join, lo, hi).
 
-    Direct: sites resampled with replacement (the site is the sampling unit; ``direct_sdc`` /
-    ``direct_inputs`` are per-site counts, ``scale`` the occupied share). Joined: each PVF
-    stratum's rate drawn from its Jeffreys posterior Beta(k + ½, n − k + ½), shared by the
-    parameters of the stratum; ``weights`` are the join's bit-cycles per parameter, ``denom`` =
-    bits × cycles. NaN when the joined estimate is 0 or there are no sites.
+    The two estimates are independent (sites vs PVF trials), each with an interval whose coverage
+    is checked by simulation: direct — :func:`faults.common.stats.clustered_rate` over the sites
+    (``direct_sdc`` / ``direct_inputs`` per site, times ``scale``, the occupied share); joined —
+    :func:`stratified_join` (or, where it does not apply, the propagated PVF bounds). They are
+    combined by MOVER on the log scale (Zou & Donner 2008; Newcombe 2016): with a = log D, b =
+    log J, ``lo = exp(a − b − √((a − log D_lo)² + (log J_hi − b)²))`` and ``hi = exp(a − b +
+    √((log D_hi − a)² + (b − log J_lo)²))``. D = 0 gives (0, 0, D_hi / J_lo); J = 0 gives (NaN,
+    D_lo / J_hi, ∞). ``tests/test_interval_coverage.py`` checks the coverage by simulation.
     """
     sdc = np.asarray(direct_sdc, dtype=np.float64)
     inputs = np.asarray(direct_inputs, dtype=np.float64)
     names = [n for n in weights if n in pvf]
-    if not sdc.size or not names:
+    if not sdc.size or not names or inputs.sum() <= 0:
         return float("nan"), float("nan"), float("nan")
-    w = np.array([weights[n] for n in names])
-    strata = sorted({pvf[n].stratum or n for n in names})
-    col = np.array([strata.index(pvf[n].stratum or n) for n in names])
-    k = np.array([next(pvf[n].k for n in names if (pvf[n].stratum or n) == s) for s in strata], dtype=float)
-    n = np.array([next(pvf[n].n for n in names if (pvf[n].stratum or n) == s) for s in strata], dtype=float)
-    point_joined = float(np.sum(w * np.array([pvf[x].sdc for x in names]))) / denom
-    point = scale * sdc.sum() / inputs.sum() / point_joined if point_joined > 0 else float("nan")
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, sdc.size, size=(replicates, sdc.size))
-    direct_b = scale * sdc[pick].sum(axis=1) / inputs[pick].sum(axis=1)
-    rates = rng.beta(k + 0.5, np.maximum(n - k, 0) + 0.5, size=(replicates, len(strata)))
-    joined_b = (rates[:, col] * w).sum(axis=1) / denom
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(joined_b > 0, direct_b / joined_b, np.inf)
-    alpha = 1 - confidence
-    lo, hi = np.quantile(ratio, [alpha / 2, 1 - alpha / 2])
-    return point, float(lo), float(hi)
+    d = stats.clustered_rate(sdc.astype(np.int64), inputs.astype(np.int64), confidence)
+    d_point, d_lo, d_hi = scale * d.pvf, scale * d.lo, scale * d.hi
+    joined = stratified_join(weights, pvf, denom, confidence)
+    if joined is None:
+        w = np.array([weights[n] for n in names])
+        joined = tuple(float(np.sum(w * np.array([getattr(pvf[n], f) for n in names]))) / denom
+                       for f in ("sdc", "sdc_lo", "sdc_hi"))
+    j_point, j_lo, j_hi = joined
+    return mover_ratio(d_point, d_lo, d_hi, j_point, j_lo, j_hi)
+
+
+def mover_ratio(x: float, x_lo: float, x_hi: float, y: float, y_lo: float, y_hi: float) -> tuple[float, float, float]:
+    """(x / y, lo, hi) from independent intervals of x and y (MOVER on the log scale; see
+    :func:`ratio_interval`)."""
+    with np.errstate(divide="ignore"):
+        if y <= 0:
+            return float("nan"), (x_lo / y_hi if y_hi > 0 else 0.0), float("inf")
+        if x <= 0:
+            return 0.0, 0.0, (x_hi / y_lo if y_lo > 0 else float("inf"))
+        a, b = np.log(x), np.log(y)
+        lo = a - b - np.sqrt((a - np.log(max(x_lo, 0.0))) ** 2 + (np.log(y_hi) - b) ** 2)
+        hi = a - b + np.sqrt((np.log(x_hi) - a) ** 2 + (b - np.log(max(y_lo, 0.0))) ** 2)
+    return float(x / y), float(np.exp(lo)), float(np.exp(hi))
 
 
 def gap_explanation(direct: DirectAvf, joined: JoinedAvf, joined_rw: JoinedAvf, ratio: Sequence[float],
@@ -281,9 +323,10 @@ def pvf_table(ctx: AvfContext, pvf_dir: str, by: str = "param", confidence: floa
         for g in results.group_table(mine, cells, by, confidence, method):
             groups[(g.value, part)] = g
         for t in mine:
-            counts = inputs.setdefault((str(t[column]), part), [0, 0])
+            counts = inputs.setdefault((str(t[column]), part), [0, 0, 0])
             counts[0] += int(t["n_sdc"])
             counts[1] += int(t["n_inputs"])
+            counts[2] += 1
     out: dict[str, PvfEntry] = {}
     params = list(ctx.program.parameters.values())
     if ctx.hw.precision.stores_scales:
@@ -293,9 +336,9 @@ def pvf_table(ctx: AvfContext, pvf_dir: str, by: str = "param", confidence: floa
         part = _part(p.role) if (value, _part(p.role)) in groups else "all"
         g = groups.get((value, part))
         if g is not None:
-            k, n = inputs.get((value, part), (0, 0))
+            k, n, faults = inputs.get((value, part), (0, 0, 0))
             out[p.name] = PvfEntry(g.input_rate, g.input_lo, g.input_hi, g.due_rate, g.due_lo, g.due_hi,
-                                   f"{by}={value},{part}", k, n)
+                                   f"{by}={value},{part}", k, n, faults)
     return out
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,7 +30,7 @@ from typing import Any, Mapping
 from faults.common import stats
 from faults.common.files import csv_text, json_text, write_npz_atomic, write_text_atomic
 from faults.avf.context import AvfContext, AvfError
-from faults.avf.direct import SAMPLING_MODES, DirectAvf, occupied, run_direct, summarize_direct
+from faults.avf.direct import SAMPLING_MODES, DirectAvf, local_executor, occupied, run_direct, summarize_direct
 from faults.avf.fit import DEFAULT_FIT_PER_MBIT, FitRow, fit_table, raw_rates
 from faults.avf.joined import (JoinedAvf, PvfEntry, gap_explanation, join_weights, joined_avf, pvf_table,
                                ratio_interval, run_pvf)
@@ -251,13 +253,17 @@ def study_pvf(ctx: AvfContext, config: StudyConfig, out_dir: str | Path, workers
 
 def run_study(ctx: AvfContext, config: StudyConfig, out_dir: str | Path, *,
               pvf: Mapping[str, PvfEntry] | None = None, extra_identity: Mapping[str, Any] | None = None,
-              settings: Mapping[str, Any] | None = None, progress: bool = False) -> StudyResult:
+              settings: Mapping[str, Any] | None = None, progress: bool = False, workers: int = 1,
+              backend: str = "local") -> StudyResult:
     """Run (or resume) the study; write and return its :class:`StudyResult`.
 
     Args:
         pvf: PVF per parameter for the joined estimate (:func:`study_pvf`); None = direct only.
         extra_identity: more identity keys (e.g. the swept config key and value).
         settings: display-only values recorded beside the identity (e.g. the model's name).
+        progress: a bar per structure on stderr (rate, ETA, running direct AVF).
+        workers, backend: where the direct trials run (local processes or Ray); the stored
+            rows are the same whatever they are (:mod:`faults.avf.direct`).
     """
     out = Path(out_dir)
     identity = {**config.identity(ctx), **(extra_identity or {})}
@@ -265,26 +271,29 @@ def run_study(ctx: AvfContext, config: StudyConfig, out_dir: str | Path, *,
     rates = raw_rates(ctx.hw, dict(config.fit_per_mbit))
     per: dict[str, StructureResult] = {}
     terms = []
-    with AvfStore(out, identity, settings=all_settings) as store:
+    with AvfStore(out, identity, settings=all_settings) as store, \
+            local_executor(ctx, workers, backend, key=store.meta("identity_hash") or "avf") as executor:
         for s in config.structures:
-            bar = _bar(progress, config.trials, s)
-            rows = run_direct(ctx, s, config.trials, config.seed, store, config.inputs_per_trial,
-                              config.chunk_size, on_chunk=(lambda n, b=bar: b.update(n)) if bar else None,
-                              mode=config.sampling, window=config.scrub_interval)
-            if bar:
-                bar.close()
+            bar = _bar(ctx, config, s, store) if progress else None
+            try:
+                rows = run_direct(ctx, s, config.trials, config.seed, store, config.inputs_per_trial,
+                                  config.chunk_size, mode=config.sampling, window=config.scrub_interval,
+                                  executor=executor, on_rows=bar)
+            finally:
+                if bar:
+                    bar.close()
             d = summarize_direct(ctx, s, rows, config.confidence, config.method, config.sampling)
             joined = joined_rw = None
             ratio, explanation = (float("nan"),) * 3, ""
             if pvf is not None:
                 window = config.scrub_interval
-                joined = joined_avf(ctx, s, pvf, "full", window)
-                joined_rw = joined_avf(ctx, s, pvf, "read_weighted", window)
+                joined = joined_avf(ctx, s, pvf, "full", window, config.confidence)
+                joined_rw = joined_avf(ctx, s, pvf, "read_weighted", window, config.confidence)
                 scale = occupied(ctx, s)[2] if config.sampling == "occupied" and s != "hbm" else 1.0
                 ratio = ratio_interval([r["window_sdc"] for r in rows], [r["window_inputs"] for r in rows], scale,
                                        join_weights(ctx, s, "read_weighted", window), pvf,
                                        float(ctx.resolver.capacity_bits(s)) * ctx.total_cycles,
-                                       config.confidence, seed=config.seed)
+                                       config.confidence)
                 explanation = gap_explanation(d, joined, joined_rw, ratio, rows)
                 rw_terms = {p: (a, c) for p, a, _, c in joined_rw.per_param}
                 terms += [{"structure": s, "param": p, "layer": ctx.layer_of[p], "ace_bit_cycles": a,
@@ -312,9 +321,43 @@ def run_study(ctx: AvfContext, config: StudyConfig, out_dir: str | Path, *,
     return result
 
 
-def _bar(progress: bool, total: int, label: str):
-    if not progress:
-        return None
-    from tqdm import tqdm
+class _DirectBar:
+    """A tqdm bar on stderr for one structure's direct trials: rate, ETA and the running direct
+    SDC AVF (per sample, with its interval; refreshed at most every half second)."""
 
-    return tqdm(total=total, desc=f"avf {label}", unit="site", leave=False)
+    def __init__(self, ctx: AvfContext, config: StudyConfig, structure: str, stored: list[dict]) -> None:
+        from tqdm import tqdm
+
+        self.config = config
+        self.scale = occupied(ctx, structure)[2] if config.sampling == "occupied" and structure != "hbm" else 1.0
+        self.sdc = [r["window_sdc"] for r in stored]
+        self.inputs = [r["window_inputs"] for r in stored]
+        self.shown = 0.0
+        self.bar = tqdm(total=config.trials, initial=len(stored), desc=f"avf {structure}", unit="site",
+                        file=sys.stderr, dynamic_ncols=True)
+        self._postfix()
+
+    def __call__(self, rows: list[dict]) -> None:
+        self.sdc += [r["window_sdc"] for r in rows]
+        self.inputs += [r["window_inputs"] for r in rows]
+        self.bar.update(len(rows))
+        if time.monotonic() - self.shown >= 0.5 or len(self.sdc) >= self.config.trials:
+            self._postfix()
+
+    def _postfix(self) -> None:
+        self.shown = time.monotonic()
+        if not self.sdc:
+            return
+        est = stats.clustered_rate(self.sdc, self.inputs, self.config.confidence, self.config.method)
+        f = self.scale
+        self.bar.set_postfix_str(f"AVF {f * est.pvf:.3g} [{f * est.lo:.3g},{f * est.hi:.3g}] "
+                                 f"SDC {est.k}/{est.n} outputs", refresh=False)
+
+    def close(self) -> None:
+        self._postfix()
+        self.bar.close()
+
+
+def _bar(ctx: AvfContext, config: StudyConfig, structure: str, store: AvfStore) -> _DirectBar:
+    stored = [r for r in store.rows(structure) if r["trial"] < config.trials]
+    return _DirectBar(ctx, config, structure, stored)

@@ -73,13 +73,15 @@ class Use:
 @dataclass(frozen=True)
 class ElementHit:
     """Element ``element`` of ``param`` (or of a scale pseudo-parameter) stored as ``new_bits``
-    for the reads ``uses`` (``full``: every read of the element)."""
+    for the reads ``uses`` (``full``: every read of the element; ``share``: the fraction of
+    the element's reads they are)."""
 
     param: str
     element: int
     new_bits: int
     uses: tuple[Use, ...]
     full: bool
+    share: float = 1.0
 
 
 @dataclass

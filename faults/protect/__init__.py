@@ -1,23 +1,24 @@
-"""Protection of stored bits: error-correcting codes, hardware upset models, interleaving.
+"""Protection of stored bits: codes, upsets, protection studies and the placement search.
 
-The foundation for protection placement (parity, ECC, selective protection):
+Data flow (each module one step):
 
-* :mod:`faults.protect.codes` — codes as data with their exact decoder behaviour on an error
-  pattern (``none``, ``parity``, Hsiao SECDED, BCH DECTED, Reed–Solomon symbol ECC and
-  selective protection of chosen data bits) and :func:`~faults.protect.codes.parse_scheme_code`
-  for command-line specs such as ``secded:64`` or ``secded:64,bits=31-23``;
-* :mod:`faults.protect.upsets` — single-cell and multi-cell upsets (clusters of adjacent cells
-  of a physical row) and column interleaving of codewords in a physical row.
-
-Together: an upset at a physical cell of a structure becomes a cluster
-(:meth:`~faults.protect.upsets.UpsetModel.draw_sizes`,
-:meth:`~faults.protect.upsets.ColumnInterleaving.place_clusters`), the cluster becomes error
-patterns of the codewords it touches
-(:meth:`~faults.protect.upsets.ColumnInterleaving.cluster_errors`), and the code says what its
-decoder does with each pattern on read (:meth:`~faults.protect.linear.BinaryLinearCode.decode_many`).
-:func:`~faults.protect.upsets.draw_cluster_errors` does the first two steps at once.
-
-Helper modules: :mod:`~faults.protect.gf` (GF(2^m) and GF(2) arithmetic),
-:mod:`~faults.protect.linear` (outcomes, decode results, the syndrome-decoding base class),
-:mod:`~faults.protect.bch`, :mod:`~faults.protect.symbol`, :mod:`~faults.protect.selective`.
+* :mod:`~faults.protect.codes` — codes as data with their exact decoder behaviour on an error
+  pattern (``none``, ``parity``, Hsiao SECDED, BCH DECTED, Reed–Solomon symbol ECC, selective
+  protection of chosen bit positions); helpers :mod:`~faults.protect.linear`,
+  :mod:`~faults.protect.gf`, :mod:`~faults.protect.parity`, :mod:`~faults.protect.secded`,
+  :mod:`~faults.protect.bch`, :mod:`~faults.protect.symbol`, :mod:`~faults.protect.selective`;
+* :mod:`~faults.protect.upsets` — single-cell and multi-cell upsets, column interleaving;
+* :mod:`~faults.protect.scheme` — a scheme per structure (code, interleave, halt/zero policy,
+  decode latency) and the protection of a chip (CLI specs, TOML);
+* :mod:`~faults.protect.geometry` — a structure's areas (the weight SRAM's protected bank apart),
+  codewords, check bits and physical cells;
+* :mod:`~faults.protect.evaluate` — one upset: strike, decode on read, classify (corrected,
+  unread, true / false DUE, zeroed, silent), run what gets through;
+* :mod:`~faults.protect.study` / :mod:`~faults.protect.store` — a study: FIT and overheads per
+  structure, resumable; :mod:`~faults.protect.sweep` — one study per scheme of an area;
+* :mod:`~faults.protect.predict` — the same upsets with the run replaced by the read-weighted
+  join with per-bit PVF;
+* :mod:`~faults.protect.candidates`, :mod:`~faults.protect.search`,
+  :mod:`~faults.protect.confirm` — the placement search under a budget and its confirmation by
+  injection.
 """

@@ -95,7 +95,7 @@ def _hits(ctx: AvfContext, area: Area, codeword: int, bits: np.ndarray, cycle: i
     out = []
     for (param, element), (res, mask) in grouped.items():
         stored = ctx.injector.stored_bits(param, element)
-        out.append(ElementHit(param, element, 0 if zero else stored ^ mask, res.uses, res.full))
+        out.append(ElementHit(param, element, 0 if zero else stored ^ mask, res.uses, res.full, res.share))
     return out
 
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from faults.avf.context import AvfContext
 from faults.avf.sites import Site
-from faults.protect.scheme import Protection, Scheme
+from faults.protect.codes import NoCode
+from faults.protect.scheme import NONE, Protection, Scheme
 from faults.protect.upsets import ColumnInterleaving
 
 
@@ -77,7 +78,10 @@ def structure_areas(ctx: AvfContext, structure: str, protection: Protection) -> 
         split = bits - 8 * bank.weight_sram_bytes
         return (Area(structure, structure, 0, split, protection.scheme(structure), width),
                 Area(structure, "weight_sram.bank", split, bits, protection.scheme("weight_sram.bank"), width))
-    return (Area(structure, structure, 0, bits, protection.scheme(structure), width),)
+    scheme = protection.scheme(structure)
+    if structure == "pe" and scheme == NONE:
+        scheme = Scheme(NoCode(width))  # unprotected registers: a row of one register
+    return (Area(structure, structure, 0, bits, scheme, width),)
 
 
 def draw_area(areas: tuple[Area, ...], rng: np.random.Generator) -> tuple[Area, int]:

@@ -76,6 +76,11 @@ class Scheme:
         return ",".join([self.code.name] + extra)
 
     @property
+    def kind(self) -> str:
+        """``none``, ``parity``, ``secded``, ``dected`` or ``symbol`` (selective: the inner code's)."""
+        return self.code.name.split(":", 1)[0].split(",", 1)[0]
+
+    @property
     def overhead(self) -> float:
         """Check bits per data bit."""
         return self.code.check_bits / self.code.data_bits
@@ -164,7 +169,8 @@ def load_protection(path: str | Path) -> Protection:
         if structure not in STRUCTURES or not isinstance(table, dict):
             raise SchemeError(f"{path}: unknown section [{structure}]; use {', '.join(STRUCTURES)}")
         bank = table.pop("bank", None)
-        for area, entry in ((structure, table), (f"{structure}.bank", bank)):
+        for area, entry in ((structure, None if bank is not None and not table else table),
+                            (f"{structure}.bank", bank)):
             if entry is None:
                 continue
             if area not in AREAS or not isinstance(entry, dict):
@@ -175,3 +181,14 @@ def load_protection(path: str | Path) -> Protection:
                                   + (f"; unknown key {unknown[0]!r}" if unknown else ""))
             schemes.append((area, _scheme(str(entry["code"]), entry, f"{path} [{area}]")))
     return Protection(tuple(schemes), SINGLE if upset is None else parse_upset_model(upset))
+
+
+def decode_cycles_of(protection: Protection) -> dict[str, int]:
+    """Decode latency per read by memory structure for ``accelsim.schedule.simulate``: the
+    largest of its areas' (a bank's reads are not told apart); PE registers get none."""
+    cycles: dict[str, int] = {}
+    for area, scheme in protection.schemes:
+        structure = area.split(".", 1)[0]
+        if structure != "pe" and scheme.latency_cycles:
+            cycles[structure] = max(cycles.get(structure, 0), scheme.latency_cycles)
+    return cycles

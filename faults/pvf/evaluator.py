@@ -76,16 +76,21 @@ class TrialEvaluator:
         param = cell.params[j]
         inj = self.injector(cell.dtype)
         base = base_of(param)
+        bit = cell.bit
+        rest = self.plan.rest(cell.index)
+        if rest is not None:  # a precision rest stratum: a uniform rest bit of the parameter
+            positions = rest["fp32" if base is not None else cell.dtype]
+            bit = int(positions[rng.integers(len(positions))])
         if self.plan.enumerated(cell.index):  # each fault of the cell once, in a permuted order
             if cell.index not in self._enumerations:
                 self._enumerations[cell.index] = enumeration(self.program, self.config, self.plan, cell.index)
             param, index = enumerated_site(self._enumerations[cell.index], rep)
             corruption = fault_at(self.model, inj.stored(param), index, bit=cell.bit)
         elif base is None:
-            corruption = draw(self.model, inj.stored(param), rng, bit=cell.bit)
+            corruption = draw(self.model, inj.stored(param), rng, bit=bit)
         else:  # the fp32 scales of an int8 parameter: a multi-element corruption of the parameter
             spec = self.program.parameters[base]
-            corruption = draw_scale(self.model, inj.stored(base), spec.shape, spec.channel_axis, rng, bit=cell.bit)
+            corruption = draw_scale(self.model, inj.stored(base), spec.shape, spec.channel_axis, rng, bit=bit)
             param = base
         m = self.config.inputs_per_trial
         if m <= 0 or m >= inj.batch:

@@ -24,7 +24,11 @@ Sample size per cell (:func:`make_plan`):
   error: its estimate is exact (zero-width interval);
 * adaptive (``half_width``): a two-stage design per cell (:mod:`faults.common.sequential`):
   a pilot of ``max(round_trials, min_trials)`` trials, then the total fixed from the pilot's
-  count alone (at most ``trials``; :mod:`faults.pvf.runner`).
+  count alone (at most ``trials``; :mod:`faults.pvf.runner`);
+* time to answer (``precision``: a relative half-width of the population PVF): strata of the
+  hot bit position per layer plus one rest stratum, a pilot of ``pilot_trials`` per stratum,
+  then allocation rounds from the stored results (:mod:`faults.pvf.precision`; at most
+  ``trials`` per stratum).
 
 Outcomes follow ``nonfinite`` (:mod:`faults.common.outcome`: a NaN/Inf output counts as SDC by
 default — accelerators do not trap on it — or as DUE, or ``apart``); the stored raw records do
@@ -48,10 +52,11 @@ from faults.common import outcome as oc
 from faults.common import stats
 from faults.common.fault_models import FaultModel, enumerable, parse_fault, population_size
 from faults.common.scales import base_of
+from faults.pvf.precision import precision_cells, stratum_population
 from faults.pvf.targets import Cell, parameter_spec, parse_target, plan_cells
 
 BACKENDS = ("local", "ray")
-SAMPLE_SIZE_FIELDS = ("trials",)
+SAMPLE_SIZE_FIELDS = ("trials", "precision", "pilot_trials")  # a campaign may grow or tighten
 
 
 class CampaignError(UserError, ValueError):
@@ -80,6 +85,8 @@ class CampaignConfig:
     weighting: str = "bits"
     output: str | None = None
     nonfinite: str = oc.DEFAULT_NONFINITE
+    precision: float | None = None  # target relative half-width of the population PVF
+    pilot_trials: int = 30  # precision mode: pilot trials per stratum
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtypes", tuple(self.dtypes))
@@ -105,6 +112,8 @@ class CampaignConfig:
             raise CampaignError(f"half-width must be in (0, 0.5), got {self.half_width}")
         if self.inputs_per_trial < 0:
             raise CampaignError("inputs_per_trial must be >= 0 (0 = all inputs)")
+        if self.precision is not None:
+            _check_precision(self)
         _check_hostile(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,8 +121,29 @@ class CampaignConfig:
 
     def identity(self) -> dict[str, Any]:
         """Every field that defines what trial ``t`` is (all but the sample size ``trials``:
-        a campaign may grow, and trial ``t`` stays the same trial)."""
-        return {k: v for k, v in self.to_dict().items() if k not in SAMPLE_SIZE_FIELDS}
+        a campaign may grow, and trial ``t`` stays the same trial; a precision campaign may be
+        tightened). A precision campaign's strata are its own: marked ``strata``."""
+        identity = {k: v for k, v in self.to_dict().items() if k not in SAMPLE_SIZE_FIELDS}
+        if self.precision is not None:
+            identity["strata"] = "precision"
+        return identity
+
+
+def _check_precision(config: CampaignConfig) -> None:
+    """The time-to-answer mode's own constraints (:mod:`faults.pvf.precision`)."""
+    p = config.precision
+    if not (isinstance(p, (int, float)) and 0.0 < p < 1.0):
+        raise CampaignError(f"precision (relative half-width) must be in (0, 1), got {p}")
+    if config.margin is not None or config.half_width is not None:
+        raise CampaignError("precision sets the sample size itself: no margin or half-width with it")
+    if "bit" in config.by:
+        raise CampaignError("precision strata are the hot bit per layer and the rest: --by takes no 'bit' there")
+    if config.weighting != "bits":
+        raise CampaignError("precision estimates the bits-weighted population PVF: weighting must be 'bits'")
+    if config.pilot_trials < 1 or config.pilot_trials > MAX_TRIALS:
+        raise CampaignError(f"pilot_trials must be in 1..2^62, got {config.pilot_trials}")
+    if config.trials < config.pilot_trials:
+        raise CampaignError(f"trials (the cap per stratum) {config.trials} is below pilot_trials {config.pilot_trials}")
 
 
 MAX_TRIALS = 2**62  # trial indices are SQLite INTEGERs
@@ -149,6 +179,7 @@ class Plan:
     planned: tuple[int, ...]  # trials per cell (cap for adaptive)
     populations: tuple[float, ...]
     exhaustive: tuple[bool, ...] = ()  # enumerated cells (module docstring)
+    rest_bits: tuple[Mapping[str, tuple[int, ...]] | None, ...] = ()  # precision rest strata: positions by format
 
     def trial_index(self, cell: int, rep: int) -> int:
         return rep * len(self.cells) + cell
@@ -156,9 +187,17 @@ class Plan:
     def enumerated(self, cell: int) -> bool:
         return bool(self.exhaustive) and self.exhaustive[cell]
 
+    def rest(self, cell: int) -> Mapping[str, tuple[int, ...]] | None:
+        """The bit positions (by storage format) a precision rest stratum draws from, else None."""
+        return self.rest_bits[cell] if self.rest_bits else None
+
 
 def make_plan(program: Program, config: CampaignConfig) -> Plan:
     model = parse_fault(config.fault)
+    if config.precision is not None:
+        cells, rest = precision_cells(program, parse_target(config.target or None), config, model)
+        pops = tuple(stratum_population(model, program, c, r) for c, r in zip(cells, rest))
+        return Plan(tuple(cells), (int(config.trials),) * len(cells), pops, (False,) * len(cells), tuple(rest))
     cells = plan_cells(program, parse_target(config.target or None), config.by, config.dtypes, model,
                        config.weighting)
     planned: list[int] = []

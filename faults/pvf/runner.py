@@ -1,25 +1,22 @@
-"""Executing a campaign: chunks on local worker processes or Ray, the store, the progress bar.
+"""Executing a campaign: its rounds and chunks, the store, the progress bar.
 
 :func:`faults.pvf.campaign.run_campaign` is the entry point; this module holds the machinery:
 
-* program transport (``program_state`` / ``program_from_state``: a Program's MappingProxy
-  fields are not picklable) and the worker-side evaluator cache;
+* :class:`EvaluatorFactory`: builds a worker's :class:`~faults.pvf.evaluator.TrialEvaluator`
+  (the program travels as ``program_state`` where it must be pickled);
 * :class:`Runner`: rounds (one for a fixed sample size; pilot and rest for adaptive
-  stopping), the fixed chunk partition of each round, streamed (no list of every planned
-  trial: memory does not grow with ``--trials``), skipping of stored chunks (one store query
-  per chunk), one SQLite transaction per finished chunk, a tqdm bar on stderr with ETA and the
-  running SDC estimate;
-* local execution (in-process for one worker, else a ``fork`` multiprocessing pool; every
-  evaluator runs with one BLAS thread so results do not depend on the worker count) and Ray
-  (``ray.remote`` tasks over the same chunks; the program travels once via the object store).
+  stopping; pilot and allocation rounds for a target precision, :mod:`faults.pvf.precision`),
+  the fixed chunk partition of each round, streamed (no list of every planned trial: memory
+  does not grow with ``--trials``), skipping of stored chunks (one store query per chunk), one
+  SQLite transaction per finished chunk, a tqdm bar on stderr with rate, ETA and the running
+  SDC estimate (with ``precision``: the population estimate and its relative half-width);
+* execution by :class:`faults.common.executor.ChunkExecutor` (in-process for one worker, else
+  a ``fork`` multiprocessing pool, or Ray; every evaluator runs with one BLAS thread, so
+  results do not depend on the worker count or backend).
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
-import itertools
-import multiprocessing
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -27,14 +24,18 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from accelsim.ir import Instruction, Parameter, Program, TensorSpec
+from accelsim.ir import Program
 
 from faults.common import stats
-from faults.common.threads import limit_blas_threads, single_blas_thread
+from faults.common.executor import ChunkExecutor, ExecutorError, as_program, program_from_state, program_state
 from faults.pvf.evaluator import TrialEvaluator
 from faults.pvf.plan import CampaignConfig, CampaignError, Plan
+from faults.pvf.precision import PrecisionRounds, relative_half_width, stratum_weights
 from faults.pvf.store import TrialStore
 
+
+__all__ = ["CampaignSummary", "EvaluatorFactory", "Runner", "MAX_TRIAL_INDEX",
+           "program_state", "program_from_state"]  # program transport now lives in faults.common.executor
 
 MAX_TRIAL_INDEX = 2**62  # trial indices are SQLite INTEGERs (int64); a margin keeps r * C + c exact
 
@@ -56,71 +57,24 @@ class CampaignSummary:
 
 
 
-# ---------------------------------------------------------------------------- program transport
-def program_state(program: Program) -> dict[str, Any]:
-    """Plain, picklable form of a Program (MappingProxy fields are not picklable)."""
-    return {
-        "inputs": [dataclasses.astuple(s) for s in program.inputs],
-        "outputs": [dataclasses.astuple(s) for s in program.outputs],
-        "parameters": [dataclasses.astuple(p) for p in program.parameters.values()],
-        "parameter_values": {k: np.asarray(v) for k, v in program.parameter_values.items()},
-        "constants": {k: np.asarray(v) for k, v in program.constants.items()},
-        "instructions": [(i.op, i.name, i.inputs, i.outputs, dict(i.attrs)) for i in program.instructions],
-        "name": program.name,
-    }
+# ---------------------------------------------------------------------------- evaluators
+@dataclass(frozen=True)
+class EvaluatorFactory:
+    """Builds a campaign's :class:`TrialEvaluator` in a worker (picklable; the program travels as
+    :func:`program_state` when it crosses a process boundary: :meth:`portable`)."""
 
+    program: Any  # Program, or its program_state
+    inputs: Mapping[str, np.ndarray]
+    config: CampaignConfig
+    criterion: str
 
-def program_from_state(state: Mapping[str, Any]) -> Program:
-    params = [Parameter(*t) for t in state["parameters"]]
-    return Program(
-        inputs=tuple(TensorSpec(*t) for t in state["inputs"]),
-        outputs=tuple(TensorSpec(*t) for t in state["outputs"]),
-        parameters={p.name: p for p in params},
-        parameter_values={k: np.array(v) for k, v in state["parameter_values"].items()},
-        constants={k: np.array(v) for k, v in state["constants"].items()},
-        instructions=tuple(Instruction(op, name, ins, outs, attrs) for op, name, ins, outs, attrs in state["instructions"]),
-        name=state["name"],
-    )
+    def __call__(self) -> TrialEvaluator:
+        return TrialEvaluator(as_program(self.program), self.inputs, self.config, self.criterion)
 
-
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(payload: Any) -> None:
-    limit_blas_threads()
-    if payload is not None:
-        _WORKER["payload"] = payload
-    _WORKER.pop("evaluator", None)
-
-
-def _worker_evaluator() -> TrialEvaluator:
-    ev = _WORKER.get("evaluator")
-    if ev is None:
-        program, inputs, config, criterion = _WORKER["payload"]
-        if isinstance(program, dict):
-            program = program_from_state(program)
-        ev = TrialEvaluator(program, inputs, config, criterion)
-        _WORKER["evaluator"] = ev
-    return ev
-
-
-def _run_chunk(chunk: Sequence[int]) -> list[dict[str, Any]]:
-    return _worker_evaluator().run_chunk(chunk)
-
-
-_RAY_CACHE: dict[str, TrialEvaluator] = {}
-
-
-def _ray_chunk(key: str, payload: Any, chunk: Sequence[int]) -> list[dict[str, Any]]:
-    ev = _RAY_CACHE.get(key)
-    if ev is None:
-        limit_blas_threads()
-        state, inputs, config, criterion = payload
-        _RAY_CACHE.clear()
-        ev = TrialEvaluator(program_from_state(state), inputs, config, criterion)
-        _RAY_CACHE[key] = ev
-    return ev.run_chunk(chunk)
-
+    def portable(self) -> "EvaluatorFactory":
+        if isinstance(self.program, Program):
+            return dataclasses.replace(self, program=program_state(self.program))
+        return self
 
 
 class Runner:
@@ -132,20 +86,22 @@ class Runner:
         self.program, self.inputs, self.config, self.criterion = program, inputs, config, criterion
         self.store, self.plan, self.workers, self.backend = store, plan, workers, backend
         self.progress, self.on_chunk = progress, on_chunk
-        self.pool = None
-        self.local_ev: TrialEvaluator | None = None
-        self.ray_state = None
+        self.executor: ChunkExecutor | None = None
         self.bar = None
         self.counts = np.zeros(3, dtype=np.int64)  # trials, sdc, due
         self.key = key
         self.new = 0
+        self.precision: PrecisionRounds | None = None
 
     # -------------------------------------------------------------- rounds
     def rounds(self) -> Iterable[list[tuple[int, int]]]:
         """The campaign's rounds, each as per-cell repetition ranges ``[lo, hi)``: the round's
         trials are ``trial_index(c, r)`` for ``lo_c <= r < hi_c`` (:meth:`round_chunks` streams
-        them; nothing here is per trial)."""
+        them; nothing here is per trial). A round is computed after the previous one ran."""
         C = len(self.plan.cells)
+        if getattr(self.config, "precision", None) is not None:
+            yield from self._precision_rounds()
+            return
         if self.config.half_width is None:
             yield [(0, self.plan.planned[c]) for c in range(C)]
             return
@@ -165,12 +121,30 @@ class Runner:
         if any(hi > lo for lo, hi in ranges):
             yield ranges
 
+    def _precision_rounds(self) -> Iterator[list[tuple[int, int]]]:
+        """Pilot, then rounds allocated from the stored results of the rounds before
+        (:class:`faults.pvf.precision.PrecisionRounds`); the bar's total follows the plan."""
+        self.precision = PrecisionRounds(self.plan.cells, self.config, self.plan.planned)
+        totals = self.precision.pilot()
+        lo = [0] * len(totals)
+        while totals is not None:
+            if self.bar is not None:
+                self.bar.total = max(int(sum(totals)), int(self.counts[0]))
+                self.bar.refresh()
+            yield [(a, max(a, b)) for a, b in zip(lo, totals)]
+            lo = list(totals)
+            counts = [self.store.prefix_counts(c, n) for c, n in enumerate(totals)]
+            totals = self.precision.next_totals([n for n, _ in counts], [k for _, k in counts])
+
     def round_chunks(self, ranges: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
         """The round's trial indices in increasing order, cut into chunks of ``chunk_size``: the
         partition of cutting the round's sorted trial list, built a block of repetitions at a
         time (trial ``r * C + c`` grows with (r, c), so row-major order is sorted order)."""
         size, C = self.config.chunk_size, len(ranges)
         if C == 0:
+            return
+        if getattr(self.config, "precision", None) is not None:
+            yield from self._stratum_chunks(ranges)
             return
         lo = np.array([r[0] for r in ranges], dtype=np.int64)
         hi = np.array([r[1] for r in ranges], dtype=np.int64)
@@ -189,10 +163,27 @@ class Runner:
         if len(pending):
             yield pending.tolist()
 
+    def _stratum_chunks(self, ranges: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
+        """Precision rounds: the round's trials stratum by stratum (repetitions in order), cut
+        into chunks of ``chunk_size`` (each sorted): a chunk mostly holds one stratum, whose
+        faults start at the same few instructions and travel stacked (fewer, larger kernel
+        calls). The partition depends on the ranges alone."""
+        size, C = self.config.chunk_size, len(ranges)
+        pending = np.empty(0, dtype=np.int64)
+        for c, (lo, hi) in enumerate(ranges):
+            for start in range(int(lo), int(hi), 4096):
+                reps = np.arange(start, min(start + 4096, int(hi)), dtype=np.int64)
+                pending = np.concatenate([pending, reps * C + c])
+                while len(pending) >= size:
+                    yield sorted(pending[:size].tolist())
+                    pending = pending[size:]
+        if len(pending):
+            yield sorted(pending.tolist())
+
     def _pending(self, chunks: Iterable[list[int]]) -> Iterator[list[int]]:
         """The chunks not fully stored yet (each checked against the store on its own)."""
         for chunk in chunks:
-            stored = self.store.stored_between(chunk[0], chunk[-1])
+            stored = self.store.stored_between(min(chunk), max(chunk))
             if not all(t in stored for t in chunk):
                 yield chunk
 
@@ -212,21 +203,27 @@ class Runner:
         start = time.perf_counter()
         self._check_indexable()
         existing = self.store.cell_counts()
-        for n, sdc, due in existing.values():
+        self.cell_counts = np.zeros((len(self.plan.cells), 2), dtype=np.int64)  # per cell: trials, sdc
+        for c, (n, sdc, due) in existing.items():
             self.counts += (n, sdc, due)
+            if 0 <= c < len(self.cell_counts):
+                self.cell_counts[c] += (n, sdc)
         if self.progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total_planned(), initial=int(self.counts[0]), unit="trial",
-                            file=sys.stderr, dynamic_ncols=True, desc="pvf")
+            total = int(self.counts[0]) if getattr(self.config, "precision", None) is not None else self.total_planned()
+            self.bar = tqdm(total=total, initial=int(self.counts[0]), unit="trial", file=sys.stderr,
+                            dynamic_ncols=True, desc="pvf")
             self._postfix()
+        factory = EvaluatorFactory(self.program, self.inputs, self.config, self.criterion)
+        self.executor = ChunkExecutor(factory, self.workers, self.backend, key=self.key)
         try:
             for ranges in self.rounds():
-                self._execute(self._pending(self.round_chunks(ranges)))
+                self.executor.run(self._pending(self.round_chunks(ranges)), self._record)
+        except ExecutorError as exc:
+            raise CampaignError(str(exc)) from exc
         finally:
-            if self.pool is not None:
-                self.pool.terminate()
-                self.pool.join()
+            self.executor.close()
             if self.bar is not None:
                 self.bar.close()
         total = self.store.count()
@@ -242,6 +239,8 @@ class Runner:
         self.new += written
         n = len(rows)
         self.counts += (n, sum(r["outcome"] == 1 for r in rows), sum(r["outcome"] == 2 for r in rows))
+        for r in rows:
+            self.cell_counts[r["cell"]] += (1, r["outcome"] == 1)
         if self.bar is not None:
             self.bar.update(n)
             self._postfix()
@@ -250,76 +249,15 @@ class Runner:
 
     def _postfix(self) -> None:
         n, sdc, due = (int(v) for v in self.counts)
-        if n:
-            lo, hi = stats.interval(sdc, n, self.config.confidence, self.config.method)
-            self.bar.set_postfix_str(f"SDC {sdc / n:.4f} [{lo:.4f},{hi:.4f}] DUE {due / n:.4f}", refresh=False)
-
-    def _execute(self, chunks: Iterable[list[int]]) -> None:
-        """Run a stream of chunks: in this process (one worker, or one chunk), on the pool with
-        at most ``2 * workers + 2`` chunks queued, or on Ray."""
-        chunks = iter(chunks)
-        if self.backend == "ray":
-            self._execute_ray(chunks)
+        if not n:
             return
-        head = list(itertools.islice(chunks, 2))
-        if not head:
+        if getattr(self.config, "precision", None) is not None:
+            weights = stratum_weights(self.plan.cells)
+            est = stats.stratified(self.cell_counts[:, 1], self.cell_counts[:, 0], weights,
+                                   self.config.confidence, self.config.method)
+            rel = relative_half_width(est)
+            self.bar.set_postfix_str(f"PVF {est.pvf:.3g} [{est.lo:.3g},{est.hi:.3g}] ±{100 * rel:.1f}% "
+                                     f"(target ±{100 * self.config.precision:g}%)", refresh=False)
             return
-        stream = itertools.chain(head, chunks)
-        if self.workers == 1 or len(head) == 1:
-            with single_blas_thread():
-                if self.local_ev is None:
-                    self.local_ev = TrialEvaluator(self.program, self.inputs, self.config, self.criterion)
-                for chunk in stream:
-                    self._record(self.local_ev.run_chunk(chunk))
-            return
-        if self.pool is None:
-            self.pool = self._make_pool()
-        inflight: collections.deque = collections.deque()
-        for chunk in stream:
-            inflight.append(self.pool.apply_async(_run_chunk, (chunk,)))
-            if len(inflight) >= 2 * self.workers + 2:
-                self._record(inflight.popleft().get())
-        while inflight:
-            self._record(inflight.popleft().get())
-
-    def _make_pool(self):
-        methods = multiprocessing.get_all_start_methods()
-        payload = (self.program, self.inputs, self.config, self.criterion)
-        if "fork" in methods:
-            _WORKER["payload"] = payload  # inherited by the forked workers (no copy)
-            ctx = multiprocessing.get_context("fork")
-            return ctx.Pool(self.workers, initializer=_init_worker, initargs=(None,))
-        ctx = multiprocessing.get_context("spawn")  # pragma: no cover - non-Linux
-        state = (program_state(self.program), self.inputs, self.config, self.criterion)
-        return ctx.Pool(self.workers, initializer=_init_worker, initargs=(state,))
-
-    def _execute_ray(self, chunks: Iterator[list[int]]) -> None:
-        try:
-            import ray
-        except ImportError as exc:
-            raise CampaignError("--backend ray needs the optional extra: pip install 'accelsim[ray]'") from exc
-        if not ray.is_initialized():
-            root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-            env = {"PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-            address = os.environ.get("RAY_ADDRESS")
-            kwargs: dict[str, Any] = {"include_dashboard": False, "runtime_env": {"env_vars": env}}
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                ray.init(num_cpus=self.workers, **kwargs)
-        if self.ray_state is None:
-            key = self.key
-            payload = (program_state(self.program), self.inputs, self.config, self.criterion)
-            self.ray_state = (key, ray.put(payload), ray.remote(num_cpus=1)(_ray_chunk))
-        key, ref, remote = self.ray_state
-        limit = max(2, 2 * int(ray.available_resources().get("CPU", self.workers) or self.workers))
-        inflight: list = []
-        for chunk in itertools.chain(chunks, [None]):
-            if chunk is not None:
-                inflight.append(remote.remote(key, ref, chunk))
-                if len(inflight) < limit:
-                    continue
-            while inflight and (chunk is None or len(inflight) >= limit):
-                ready, inflight = ray.wait(inflight, num_returns=1)
-                for obj in ready:
-                    self._record(ray.get(obj))
+        lo, hi = stats.interval(sdc, n, self.config.confidence, self.config.method)
+        self.bar.set_postfix_str(f"SDC {sdc / n:.4f} [{lo:.4f},{hi:.4f}] DUE {due / n:.4f}", refresh=False)
