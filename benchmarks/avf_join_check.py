@@ -5,7 +5,7 @@
 
 For every model, one AVF study (per-sample rates, occupied sampling, fp32 weights) with its own
 PVF campaign, and a table: direct AVF, read-weighted join, direct ÷ read-weighted with its
-bootstrap interval (does it contain 1?), full-PVF join and its excess, and the number of
+MOVER interval (does it contain 1?), full-PVF join and its excess, and the number of
 direct events (agreement is only claimed where there are ≥ 20).
 
 ``--sweep`` adds the second table: LeNet-5 on the same preset for each dataflow × batch size:

@@ -70,6 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predict-trials-for", action="append", default=[], metavar="STRUCTURE=N",
                         help="search: predicted upsets per option of one structure")
     parser.add_argument("--pvf", default=None, help="search: reuse the per-bit PVF campaign in this folder")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="search: do not confirm the unprotected chip by injection too")
     parser.add_argument("--pvf-trials", type=int, default=100, help="PVF trials per (component, bit)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (upsets and the PVF campaign)")
     parser.add_argument("--backend", default="local", choices=("local", "ray"),
@@ -138,7 +140,8 @@ def main(args: argparse.Namespace) -> int:
             bank_coverages=(args.bank_coverage,) if args.bank_policy and args.bank_policy != "vulnerable"
             else (0.5, 0.8, 0.95, 1.0), bank_policy=args.bank_policy or "vulnerable",
             bank_scheme=api.parse_bank_scheme(args.bank_scheme),
-            scrub_interval=args.scrub_interval, confidence=args.confidence, fit_per_mbit=fit)
+            scrub_interval=args.scrub_interval, confidence=args.confidence, fit_per_mbit=fit,
+            confirm_baseline=not args.no_baseline)
         model = api.load_model(args.model)
         inputs = api.load_inputs(args.inputs or model, batch=args.batch)
         summary = api.protect_search(model, inputs, args.hw, config, args.out, pvf_dir=args.pvf, **common)

@@ -187,9 +187,11 @@ def test_search_end_to_end_is_confirmed_by_injection(dlrm, dlrm_pvf, tmp_path):
     pvf_dir = tmp_path / "pvf"
     summary = run_search(dlrm, config, tmp_path / "search", pvf_dir=pvf_dir)
     assert summary["chosen"]["check_bit_overhead"] <= 0.05 + 1e-12 and summary["chosen"]["feasible"]
-    for c in summary["comparison"]:
+    for c in summary["comparison"] + summary["baseline_comparison"]:
         assert c["classes_identical"] and c["agree"], c
         assert c["predicted_due_fit"] == pytest.approx(c["measured_due_fit"]) or c["structure"] == "total"
+    assert [c["structure"] for c in summary["baseline_comparison"]] == ["weight_sram", "hbm", "pe", "total"]
+    assert summary["baseline_comparison"][-1]["measured_due_fit"] == 0  # nothing detects without a code
     out = tmp_path / "search"
     options = (out / "search_options.csv").read_text().splitlines()
     assert any("bank 25%" in line for line in options)
@@ -205,7 +207,7 @@ def test_search_end_to_end_is_confirmed_by_injection(dlrm, dlrm_pvf, tmp_path):
 
     written = write_protect_report(out)
     text = Path(written["markdown"]).read_text()
-    assert "Chosen:" in text and "Confirmation by injection" in text
+    assert "Chosen:" in text and "Confirmation by injection" in text and "Unprotected baseline" in text
     for png in written["plots"]:
         assert_png(png)
 

@@ -141,7 +141,8 @@ def stratified_join(weights: Mapping[str, float], pvf: Mapping[str, PvfEntry], d
     est = stats.stratified(k_s, n_s, w, confidence)
     scale = float(w.sum()) / denom
     point = float(np.sum(w * np.array([v[2] for v in strata.values()]))) / denom
-    return point, min(point, est.lo * scale), max(point, est.hi * scale)
+    lo = est.lo * scale if est.lo > 1e-300 else 0.0  # below: an underflowed beta quantile, i.e. 0
+    return point, min(point, lo), max(point, est.hi * scale)
 
 
 def join_weights(ctx: AvfContext, structure: str, kind: str, window: int = 1) -> dict[str, float]:

@@ -137,7 +137,7 @@ class StudyConfig:
 @dataclass(frozen=True)
 class StructureResult:
     """Direct AVF of one structure and, with a PVF campaign, both joined estimates (full-PVF
-    upper bound, read-weighted) and direct ÷ read-weighted with its bootstrap interval;
+    upper bound, read-weighted) and direct ÷ read-weighted with its MOVER interval;
     ``bits`` = sampled bits (HBM: parameter region)."""
 
     structure: str

@@ -4,13 +4,15 @@
 combination exactly (its bank, its decode latencies), runs a direct protection study of it
 (:func:`faults.protect.study.run_protect`, ``OUT/confirm``, resumable) and predicts the very same
 upsets (same seed, same trials: strike, decode and class are identical by construction — checked,
-trial by trial). Per structure and in total, :class:`Comparison` puts the predicted SDC FIT with
-its interval beside the measured one and the paired difference (measured − predicted per trial,
-mean with a normal interval): ``agree`` when the two intervals overlap.
+trial by trial), and does the same for the unprotected chip (``OUT/baseline``; the predictor's
+check where the chosen placement leaves little to see, and the measured FIT it saves). Per
+structure and in total, :class:`Comparison` puts the predicted SDC FIT with its interval beside
+the measured one and the paired difference (measured − predicted per trial, mean with a normal
+interval): ``agree`` when the two intervals overlap.
 
 Files: ``OUT/search_options.csv`` (every option predicted), ``OUT/search_combinations.csv``
 (every combination: overheads, FIT, objective, feasible, pareto, chosen),
-``OUT/search_confirm.csv`` and ``OUT/search_summary.json`` (configuration, assumptions,
+``OUT/search_confirm.csv`` (chosen and baseline) and ``OUT/search_summary.json`` (configuration, assumptions,
 chosen protection as a TOML text, comparison).
 """
 from __future__ import annotations
@@ -117,6 +119,25 @@ def protection_toml(protection: Protection) -> str:
     return "\n".join(lines) + "\n"
 
 
+def confirm(ctx: AvfContext, protection: Protection, study: ProtectConfig, folder: Path, pvf, baseline_cycles: int,
+            **run: Any) -> list[Comparison]:
+    """Direct study of ``protection`` on ``ctx`` into ``folder`` and the prediction of the same
+    upsets; one :class:`Comparison` per structure and the total."""
+    measured_rows = run_protect(ctx, protection, study, folder, baseline_cycles=baseline_cycles, **run)
+    rates = raw_rates(ctx.hw, dict(study.fit_per_mbit))
+    comparisons, variances = [], []
+    for s, m in zip(study.structures, measured_rows):
+        areas = structure_areas(ctx, s, protection)
+        n = structure_trials(study, s)
+        predicted = predict_trials(ctx, areas, protection.upset, s, range(n), study.seed, pvf)
+        raw = rates[s][0] * sum(a.data_bits + a.check_bits for a in areas) / BITS_PER_MBIT
+        row, var = _compare(s, m.scheme, predicted, load_trials(folder, s, n), raw, study.confidence)
+        comparisons.append(row)
+        variances.append(var)
+    comparisons.append(_total(comparisons, variances, study.confidence))
+    return comparisons
+
+
 def run_search(ctx: AvfContext, config: SearchConfig, out_dir: str | Path, *, pvf_dir: str | Path | None = None,
                workers: int = 1, backend: str = "local", progress: bool = False,
                settings: Mapping[str, Any] | None = None) -> dict:
@@ -132,24 +153,19 @@ def run_search(ctx: AvfContext, config: SearchConfig, out_dir: str | Path, *, pv
     protection, bank_choice, picked = chosen_placement(options, combos, config.upset)
     bank = ProtectedBank(bank_choice[0], bank_choice[1]) if bank_choice else None
     exact = ctx.variant(bank=bank, decode_cycles=decode_cycles_of(protection)) if bank or protection.schemes else ctx
-    say(f"confirm {protection.name} by injection ...")
     study = ProtectConfig(structures=config.structures, trials=config.confirm_trials, seed=config.seed,
                           scrub_interval=config.scrub_interval, confidence=config.confidence,
                           fit_per_mbit=config.fit_per_mbit, trials_for=config.confirm_trials_for)
-    measured_rows = run_protect(exact, protection, study, out / "confirm", baseline_cycles=ctx.total_cycles,
-                                settings=settings, progress=progress, workers=workers, backend=backend)
-    rates = raw_rates(ctx.hw, dict(config.fit_per_mbit))
-    comparisons, variances = [], []
-    for s, m in zip(config.structures, measured_rows):
-        areas = structure_areas(exact, s, protection)
-        n = structure_trials(study, s)
-        predicted = predict_trials(exact, areas, protection.upset, s, range(n), config.seed, pvf)
-        raw = rates[s][0] * sum(a.data_bits + a.check_bits for a in areas) / BITS_PER_MBIT
-        row, var = _compare(s, m.scheme, predicted, load_trials(out / "confirm", s, n), raw, config.confidence)
-        comparisons.append(row)
-        variances.append(var)
-    comparisons.append(_total(comparisons, variances, config.confidence))
-    write_text_atomic(out / CONFIRM_FILE, csv_text([dataclasses.asdict(c) for c in comparisons]))
+    run = dict(settings=settings, progress=progress, workers=workers, backend=backend)
+    say(f"confirm {protection.name} by injection ...")
+    comparisons = confirm(exact, protection, study, out / "confirm", pvf, ctx.total_cycles, **run)
+    baseline = []
+    if config.confirm_baseline:
+        say("confirm the unprotected baseline by injection ...")
+        baseline = confirm(ctx, Protection((), config.upset), study, out / "baseline", pvf, ctx.total_cycles, **run)
+    write_text_atomic(out / CONFIRM_FILE, csv_text([{"placement": name, **dataclasses.asdict(c)}
+                                                    for name, rows in (("chosen", comparisons), ("baseline", baseline))
+                                                    for c in rows]))
     chosen = combination_rows(options, combos)[combos.chosen]
     summary = {
         "config": {"structures": list(config.structures), "upset": config.upset.name, "trials": config.trials,
@@ -165,6 +181,7 @@ def run_search(ctx: AvfContext, config: SearchConfig, out_dir: str | Path, *, pv
         "chosen_options": [o.row() for o in picked], "protection": protection.name,
         "protection_toml": protection_toml(protection), "combinations": int(combos.index.shape[0]),
         "feasible": int(combos.feasible.sum()), "comparison": [dataclasses.asdict(c) for c in comparisons],
+        "baseline_comparison": [dataclasses.asdict(c) for c in baseline],
         **({"settings": dict(settings)} if settings else {}),
     }
     write_text_atomic(out / SUMMARY_FILE, json_text(summary))

@@ -90,7 +90,8 @@ class SearchConfig:
     """What the search may choose and how hard it looks (validated on construction).
 
     ``trials``: predicted upsets per option; ``confirm_trials``: direct upsets per structure of
-    the chosen combination (``trials_for`` / ``confirm_trials_for``: overrides per structure); ``pvf_trials``: PVF trials per (stratum, bit) cell; ``candidates``:
+    the chosen combination, and of the unprotected chip unless ``confirm_baseline`` is False
+    (``trials_for`` / ``confirm_trials_for``: overrides per structure); ``pvf_trials``: PVF trials per (stratum, bit) cell; ``candidates``:
     schemes per structure replacing the defaults; ``bank_fractions``: bank sizes as fractions of
     the weight SRAM (empty: no bank options); ``bank_coverages``: shares of the predicted
     contribution the ranked parameter prefixes cover (policy ``vulnerable``).
@@ -115,6 +116,7 @@ class SearchConfig:
     fit_per_mbit: tuple[tuple[str, float], ...] = ()
     trials_for: tuple[tuple[str, int], ...] = ()
     confirm_trials_for: tuple[tuple[str, int], ...] = ()
+    confirm_baseline: bool = True
 
     def __post_init__(self) -> None:
         for name in ("structures", "candidates", "bank_fractions", "bank_coverages", "fit_per_mbit", "trials_for",

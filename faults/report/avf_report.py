@@ -47,7 +47,7 @@ def markdown(result: StudyResult, layer_rows: list[dict]) -> str:
              "sample outputs incorrect; per event: share of upsets after which an inference (the batch) has an "
              "incorrect output — what FIT counts. Joined = Σ ACE·PVF / (bits·T): read-weighted (each ACE "
              "bit-cycle at the share of reads it still reaches) and full-PVF (every ACE bit-cycle at full PVF: "
-             "an upper bound for dense weights); ratio = direct ÷ read-weighted with a bootstrap interval.",
+             "an upper bound for dense weights), intervals stratified over the PVF strata; ratio = direct ÷ read-weighted with a MOVER interval combining the two.",
              ""]
     if window > 1:
         lines += [f"Scrub interval: {window} back-to-back inferences; an HBM upset persists until the scrub "

@@ -91,6 +91,11 @@ def plot_pareto(path: Path, combos: list[dict], summary: dict) -> Path:
         m = np.maximum([total["measured_sdc_fit"], total["measured_sdc_fit_lo"], total["measured_sdc_fit_hi"]], floor)
         ax.errorbar([cx * 1.02 + 0.01], [m[0]], yerr=[[m[0] - m[1]], [m[2] - m[0]]], fmt="s", c="tab:green",
                     capsize=3, label="chosen (measured)")
+    if summary["config"]["due_weight"] == 0 and summary.get("baseline_comparison"):
+        b = summary["baseline_comparison"][-1]
+        m = np.maximum([b["measured_sdc_fit"], b["measured_sdc_fit_lo"], b["measured_sdc_fit_hi"]], floor)
+        ax.errorbar([0.01], [m[0]], yerr=[[m[0] - m[1]], [m[2] - m[0]]], fmt="D", c="tab:purple", capsize=3,
+                    label="unprotected (measured)")
     ax.set_yscale("log")
     ax.set_xlabel("check bits (% of data bits)")
     ax.set_ylabel("SDC FIT" + (f" + {summary['config']['due_weight']:g}·DUE FIT" if summary["config"]["due_weight"] else ""))

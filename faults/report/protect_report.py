@@ -96,6 +96,16 @@ def search_markdown(summary: dict, options: list[dict]) -> list[str]:
                      f"{_ci(c['paired_difference_fit'], c['paired_difference_lo'], c['paired_difference_hi'])} | "
                      f"{_g(c['predicted_due_fit'])} | {_g(c['measured_due_fit'])} | {c['classes_identical']} | "
                      f"{c['agree']} |")
+    if summary.get("baseline_comparison"):
+        lines += ["", "Unprotected baseline, the same way (what the chosen placement saves, and a check of the "
+                  "predictor where there is more to see):", "", "| structure | upsets | predicted SDC FIT | "
+                  "measured SDC FIT | paired difference | classes identical | agree |", "|" + "---|" * 7]
+        for c in summary["baseline_comparison"]:
+            lines.append(f"| {c['structure']} | {c['trials']} | "
+                         f"{_ci(c['predicted_sdc_fit'], c['predicted_sdc_fit_lo'], c['predicted_sdc_fit_hi'])} | "
+                         f"{_ci(c['measured_sdc_fit'], c['measured_sdc_fit_lo'], c['measured_sdc_fit_hi'])} | "
+                         f"{_ci(c['paired_difference_fit'], c['paired_difference_lo'], c['paired_difference_hi'])} | "
+                         f"{c['classes_identical']} | {c['agree']} |")
     lines += ["", "Agree = the predicted and measured intervals overlap.", "", "### Options (predicted)", "",
               "| structure | option | check bits | cycles | SDC FIT | DUE FIT |", "|" + "---|" * 6]
     for o in sorted(options, key=lambda o: (o["structure"], float(o["sdc_fit"]))):
