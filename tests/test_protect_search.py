@@ -229,5 +229,45 @@ def test_search_on_int8_lenet_with_scales_is_confirmed(tmp_path):
     assert all(c["classes_identical"] and c["agree"] for c in summary["comparison"]), summary["comparison"]
     pe = [o for o in summary["chosen_options"] if o["structure"] == "pe"][0]
     assert pe["label"].endswith(":8")  # int8 registers: 8-bit words
-    scale_strata = [k for k in bit_pvf(ctx, tmp_path / "pvf", 30, 0).table if k[1] == "scale"]
+    scale_strata = [k for k in bit_pvf(ctx, tmp_path / "pvf", 30, 0).wrong if k[1] == "scale"]
     assert scale_strata  # the scales have per-bit PVF of their own
+
+
+def test_reach_probability_is_sampling_the_batch_without_replacement():
+    """R(s) = mean of 1 − C(B−k, r)/C(B, r): checked against drawing r of B samples at random;
+    s = 1 gives the batch PVF, and a flip that breaks every sample is certain to be seen by one."""
+    from faults.protect.predict import reach_probability
+
+    rng = np.random.default_rng(5)
+    batch = 12
+    wrong = rng.integers(0, 6, size=batch + 1).astype(float)
+    ks = np.repeat(np.arange(batch + 1), wrong.astype(int))
+    for reached in (0, 1, 3, 7, 12):
+        draws = 20000
+        bad = rng.random((draws, batch)).argsort(axis=1)[:, :reached]  # r distinct samples
+        k = ks[rng.integers(0, ks.size, draws)]
+        simulated = np.mean((bad < k[:, None]).any(axis=1))  # samples 0..k-1 are the wrong ones
+        assert reach_probability(wrong, batch, reached / batch) == pytest.approx(simulated, abs=0.015)
+    assert reach_probability(wrong, batch, 1.0) == pytest.approx(wrong[1:].sum() / wrong.sum())
+    everything = np.zeros(batch + 1)
+    everything[batch] = 10
+    assert reach_probability(everything, batch, 1 / batch) == 1.0  # not 1/B, as scaling would say
+    assert reach_probability(everything, batch, 0.5 / batch) == pytest.approx(0.5)  # linear below one sample
+
+
+def test_weight_registers_of_a_cnn_are_predicted_where_samples_break_together(tmp_path):
+    """LeNet-5's PE weight registers (fp32, edge_npu): an exponent flip mid-fold reaches the later
+    rows only but breaks most samples it reaches at once. The prediction agrees with injection on
+    the same upsets (scaling the batch PVF by the reached share understated it ~5×)."""
+    from frontend import load_onnx
+
+    program = load_onnx(str(BUNDLED / "lenet5" / "model.onnx"))
+    with np.load(BUNDLED / "lenet5" / "eval_inputs.npz") as data:
+        inputs = {k: data[k][:16] for k in data.files}
+    ctx = AvfContext(program, inputs, load_config("edge_npu", ["precision.weight_bytes=4"]), "fp32")
+    config = SearchConfig(structures=("pe",), upset=parse_upset_model("mcu:1=0.8,2=0.2"), trials=2000,
+                          confirm_trials=2000, pvf_trials=30, budget=Budget.parse("check_bits=5%"), seed=0)
+    summary = run_search(ctx, config, tmp_path)
+    pe = summary["baseline_comparison"][0]
+    assert pe["structure"] == "pe" and pe["scheme"].startswith("pe=none"), pe
+    assert pe["measured_sdc_fit_lo"] > 0 and pe["classes_identical"] and pe["agree"], pe

@@ -6,18 +6,30 @@ evaluate_trials` would (same seed, same trials: DUE classes are identical), and 
 that gets through (``silent``) gives the probability of an incorrect inference instead of
 running it:
 
-    P(SDC) = 1 − Π_hits Π_{bits b wrong in the hit element} (1 − share_hit · PVF(stratum, b)),
+    P(SDC) = 1 − Π_hits Π_{bits b wrong in the hit element} (1 − R(stratum, b, share_hit)),
 
 ``share`` being the fraction of the element's reads the corruption reaches (the read-weighted
-join, ``accelsim.schedule.reach``) and ``PVF(stratum, b)`` the per-event PVF of a single flip of
-bit b in the parameter's stratum (:class:`BitPvf`, from a whole-batch PVF campaign stratified
-by stratum × bit position). Flips of different bits are taken as independent. Words zeroed by
-the ``zero`` policy are predicted masked (zeroing a weight is rarely harmful, and no PVF
-measures it): the confirmation by injection tells how far that holds.
+join, ``accelsim.schedule.reach``) and ``R`` the probability that a single flip of bit b in the
+parameter's stratum, seen by only that share of the batch, makes the inference incorrect
+(:class:`BitPvf`, from a whole-batch PVF campaign stratified by stratum × bit position). A
+whole-batch trial records how many of the batch's B samples went wrong (k); a corruption that
+reaches a share s of the reads is taken to reach r = s·B of the samples, drawn without
+replacement (reads run sample by sample, and the batch's samples are exchangeable), so
+
+    R(s) = mean over the stratum's trials of 1 − C(B − k, r) / C(B, r)
+
+(linear between the integers around r). At s = 1 this is the batch PVF; for small s it is
+s·B × the per-sample PVF. Scaling the batch PVF by s instead would understate R wherever one
+flip breaks many samples at once (an exponent flip in a weight register breaks most of them).
+Flips of different bits are taken as independent. Words zeroed by the ``zero`` policy are
+predicted masked (zeroing a weight is rarely harmful, and no PVF measures it): the
+confirmation by injection tells how far that holds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -35,27 +47,66 @@ from faults.protect.geometry import Area
 from faults.protect.upsets import UpsetModel
 
 
+@lru_cache(maxsize=4096)
+def _missed(batch: int, reached: int) -> np.ndarray:
+    """``[batch + 1]``: for k wrong samples of ``batch``, C(batch − k, reached) / C(batch, reached),
+    the probability that ``reached`` samples drawn without replacement miss every wrong one."""
+    out = np.zeros(batch + 1)
+    for k in range(batch + 1):
+        if batch - k >= reached:
+            out[k] = math.exp(math.lgamma(batch - k + 1) - math.lgamma(batch - k - reached + 1)
+                              - math.lgamma(batch + 1) + math.lgamma(batch - reached + 1))
+    return out
+
+
+def reach_probability(wrong: np.ndarray, batch: int, share: float) -> float:
+    """P(incorrect inference) when a share of the batch's reads sees the corruption.
+
+    ``wrong``: ``[batch + 1]`` counts of whole-batch trials by how many samples went wrong;
+    ``share`` in [0, 1]. Returns the mean over those trials of 1 − C(B − k, r)/C(B, r), r = share·B,
+    linear between the integers around r (module docstring).
+    """
+    trials = float(wrong.sum())
+    if trials == 0 or share <= 0.0:
+        return 0.0
+    reached = min(1.0, share) * batch
+    low = int(math.floor(reached))
+    frac = reached - low
+    hit_low = 1.0 - float(wrong @ _missed(batch, low)) / trials
+    hit_high = hit_low if frac == 0.0 else 1.0 - float(wrong @ _missed(batch, low + 1)) / trials
+    return min(1.0, max(0.0, (1.0 - frac) * hit_low + frac * hit_high))
+
+
 @dataclass(frozen=True)
 class BitPvf:
-    """Per-event PVF by (stratum, stored part, bit position), with the stratum's average as the
-    fallback for a bit without trials."""
+    """Whole-batch PVF by (stratum, stored part, bit position): per key a histogram ``[batch + 1]``
+    of trials by the number of the batch's samples they made wrong, with the stratum's pooled
+    histogram as the fallback for a bit without trials."""
 
     by: str
-    table: Mapping[tuple[str, str, int], float]
-    average: Mapping[tuple[str, str], float]
+    batch: int
+    wrong: Mapping[tuple[str, str, int], np.ndarray] = field(repr=False)
+    pooled: Mapping[tuple[str, str], np.ndarray] = field(repr=False)
 
     def key(self, ctx: AvfContext, param: str) -> tuple[str, str]:
         spec = parameter_spec(ctx.program, param)
         return labels(spec)["group" if self.by == "group" else self.by], ("scale" if base_of(param) else "value")
 
-    def mean(self, ctx: AvfContext, param: str) -> float:
-        """Per-event PVF of a flip of a uniformly random bit of ``param`` (its stratum's)."""
-        return self.average.get(self.key(ctx, param), 0.0)
-
-    def pvf(self, ctx: AvfContext, param: str, bit: int) -> float:
+    def _histogram(self, ctx: AvfContext, param: str, bit: int) -> np.ndarray | None:
         stratum, part = self.key(ctx, param)
-        value = self.table.get((stratum, part, int(bit)))
-        return self.average.get((stratum, part), 0.0) if value is None else value
+        counts = self.wrong.get((stratum, part, int(bit)))
+        return self.pooled.get((stratum, part)) if counts is None else counts
+
+    def mean(self, ctx: AvfContext, param: str) -> float:
+        """Batch PVF of a flip of a uniformly random bit of ``param`` (its stratum's)."""
+        counts = self.pooled.get(self.key(ctx, param))
+        return 0.0 if counts is None else reach_probability(counts, self.batch, 1.0)
+
+    def pvf(self, ctx: AvfContext, param: str, bit: int, share: float = 1.0) -> float:
+        """P(incorrect inference) of a flip of ``bit`` of ``param`` that reaches ``share`` of its
+        reads (1: the batch PVF of the bit)."""
+        counts = self._histogram(ctx, param, bit)
+        return 0.0 if counts is None else reach_probability(counts, self.batch, share)
 
 
 def bit_pvf(ctx: AvfContext, pvf_dir: str | Path, trials: int, seed: int, by: str = "component",
@@ -66,19 +117,19 @@ def bit_pvf(ctx: AvfContext, pvf_dir: str | Path, trials: int, seed: int, by: st
                             nonfinite=ctx.nonfinite)
     run_campaign(ctx.program, ctx.inputs, config, str(pvf_dir), workers=workers, progress=progress)
     _, _, rows = results.load(pvf_dir, criterion=ctx.criterion.text, nonfinite=ctx.nonfinite)
-    counts: dict[tuple[str, str, int], list[int]] = {}
+    batch = int(rows[0]["n_inputs"]) if rows else int(ctx.batch)
+    wrong: dict[tuple[str, str, int], np.ndarray] = {}
+    pooled: dict[tuple[str, str], np.ndarray] = {}
     for t in rows:
-        key = (str(t["grp"] if by == "group" else t[by]), "scale" if t["role"] == "scale" else "value", int(t["bit"]))
-        c = counts.setdefault(key, [0, 0])
-        c[0] += int(t["outcome"] == 1)
-        c[1] += 1
-    table = {k: s / n for k, (s, n) in counts.items() if n}
-    average: dict[tuple[str, str], list[int]] = {}
-    for (stratum, part, _), (s, n) in counts.items():
-        a = average.setdefault((stratum, part), [0, 0])
-        a[0] += s
-        a[1] += n
-    return BitPvf(by, table, {k: s / n for k, (s, n) in average.items() if n})
+        if int(t["n_inputs"]) != batch:
+            raise ValueError(f"{pvf_dir}: trials judged on {t['n_inputs']} and on {batch} inputs; "
+                             "a whole-batch campaign judges every trial on the whole batch")
+        stratum = str(t["grp"] if by == "group" else t[by])
+        part = "scale" if t["role"] == "scale" else "value"
+        k = min(batch, max(int(t["n_sdc"]), 1)) if int(t["outcome"]) == 1 else 0
+        wrong.setdefault((stratum, part, int(t["bit"])), np.zeros(batch + 1))[k] += 1
+        pooled.setdefault((stratum, part), np.zeros(batch + 1))[k] += 1
+    return BitPvf(by, batch, wrong, pooled)
 
 
 def sdc_probability(ctx: AvfContext, hits: Sequence, pvf: BitPvf) -> float:
@@ -89,7 +140,7 @@ def sdc_probability(ctx: AvfContext, hits: Sequence, pvf: BitPvf) -> float:
         bit = 0
         while mask:
             if mask & 1:
-                keep *= 1.0 - min(1.0, h.share * pvf.pvf(ctx, h.param, bit))
+                keep *= 1.0 - pvf.pvf(ctx, h.param, bit, h.share)
             mask >>= 1
             bit += 1
     return 1.0 - keep
