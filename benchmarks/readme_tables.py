@@ -3,12 +3,15 @@ beyond formatting: every number is read from the folders' summaries).
 
     python -m benchmarks.readme_tables avf out/avf9/dlrm_hbm_datacenter out/avf9/dlrm_tpu_v1 ...
     python -m benchmarks.readme_tables protect out/protect/dlrm out/protect/tinybert_tweets
+    python -m benchmarks.readme_tables search out/protect/bundled_lenet5 out/protect/bundled_dlrm_small ...
 
 ``avf``: one row per study and structure — direct AVF per sample, the read-weighted join,
 direct ÷ read-weighted, the full-PVF join, direct AVF per event and SDC FIT per event, each with
 its interval. ``protect``: for each model folder (holding the ``none``, ``secded``, ``ws_sweep``,
 ``search_ws`` and ``search_chip`` folders of the README commands) the per-structure FIT without
 and with SECDED, the weight-SRAM sweep, and each search's choice with its confirmation.
+``search``: for each search folder its choice, overheads, and per structure the prediction
+against injection for the chosen placement and for the unprotected chip.
 """
 from __future__ import annotations
 
@@ -19,13 +22,14 @@ from pathlib import Path
 
 
 def _g(x) -> str:
-    """3 significant digits; beyond 1e100 (an interval's unbounded end) "∞", below 1e-100 "0"."""
+    """3 significant digits; beyond 1e30 (an interval's unbounded end) "∞", below 1e-30 "0" (bounds there
+    come from products of tiny bounds and mean "no bound")."""
     x = float(x)
     if x != x:
         return "nan"
-    if abs(x) > 1e100:
+    if abs(x) > 1e30:
         return "∞"
-    return "0" if abs(x) < 1e-100 else f"{x:.3g}"
+    return "0" if abs(x) < 1e-30 else f"{x:.3g}"
 
 
 def _ci(v, lo, hi) -> str:
@@ -110,12 +114,40 @@ def protect_rows(folders: list[str]) -> list[str]:
     return lines
 
 
+def _paired(c: dict) -> str:
+    return (f"{_ci(c['predicted_sdc_fit'], c['predicted_sdc_fit_lo'], c['predicted_sdc_fit_hi'])} | "
+            f"{_ci(c['measured_sdc_fit'], c['measured_sdc_fit_lo'], c['measured_sdc_fit_hi'])} | "
+            f"{_ci(c['paired_difference_fit'], c['paired_difference_lo'], c['paired_difference_hi'])} | "
+            f"{'yes' if c['agree'] else 'NO'}")
+
+
+def search_rows(folders: list[str]) -> list[str]:
+    lines = []
+    for folder in folders:
+        s = json.loads((Path(folder) / "search_summary.json").read_text())
+        chosen = s["chosen"]
+        budget = s["config"]["budget"]
+        lines += [f"`{folder}` (budget {budget}; {s['combinations']} combinations): "
+                  + "; ".join(f"{k} = {chosen[k]}" for k in s["config"]["structures"])
+                  + f" — check bits {_pct(chosen['check_bit_overhead'])}, slowdown "
+                  f"{_pct(s['chosen_cycle_overhead'])} (re-simulated)", "",
+                  "| structure | chosen: predicted SDC FIT | measured | paired difference | agree | "
+                  "unprotected: predicted | measured | paired difference | agree |", "|" + "---|" * 9]
+        base = {c["structure"]: c for c in s.get("baseline_comparison") or []}
+        for c in s["comparison"]:
+            b = base.get(c["structure"])
+            lines.append(f"| {c['structure']} | {_paired(c)} | {_paired(b) if b else '– | – | – | –'} |")
+        lines.append("")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) < 2 or argv[0] not in ("avf", "protect"):
+    tables = {"avf": avf_rows, "protect": protect_rows, "search": search_rows}
+    if len(argv) < 2 or argv[0] not in tables:
         print(__doc__)
         return 2
-    print("\n".join(avf_rows(argv[1:]) if argv[0] == "avf" else protect_rows(argv[1:])))
+    print("\n".join(tables[argv[0]](argv[1:])))
     return 0
 
 
