@@ -215,12 +215,6 @@ class GoldenRun:
         return readers[0]
 
     # ------------------------------------------------------------------ activations
-    def rows_of(self, name: str, rows: np.ndarray | None) -> np.ndarray:
-        """Golden tensor ``name`` on the batch ``rows`` (the whole tensor if not batch-major)."""
-        if rows is None:
-            rows = np.arange(self.batch)
-        return Rows(self, rows).golden(name)
-
     def output_rows(self, rows: np.ndarray) -> np.ndarray:
         """Golden graph output on ``rows`` (a copy)."""
         return np.asarray(self.output_value)[rows].copy()
