@@ -52,7 +52,8 @@ def _missed(batch: int, reached: int) -> np.ndarray:
     """``[batch + 1]``: for k wrong samples of ``batch``, C(batch − k, reached) / C(batch, reached),
     the probability that ``reached`` samples drawn without replacement miss every wrong one."""
     out = np.zeros(batch + 1)
-    for k in range(batch + 1):
+    out[0] = 1.0  # no wrong sample: always missed (exactly, not through lgamma's rounding)
+    for k in range(1, batch + 1):
         if batch - k >= reached:
             out[k] = math.exp(math.lgamma(batch - k + 1) - math.lgamma(batch - k - reached + 1)
                               - math.lgamma(batch + 1) + math.lgamma(batch - reached + 1))
