@@ -57,6 +57,7 @@ def _missed(batch: int, reached: int) -> np.ndarray:
         if batch - k >= reached:
             out[k] = math.exp(math.lgamma(batch - k + 1) - math.lgamma(batch - k - reached + 1)
                               - math.lgamma(batch + 1) + math.lgamma(batch - reached + 1))
+    out.flags.writeable = False  # cached and shared
     return out
 
 
