@@ -271,3 +271,31 @@ def test_weight_registers_of_a_cnn_are_predicted_where_samples_break_together(tm
     pe = summary["baseline_comparison"][0]
     assert pe["structure"] == "pe" and pe["scheme"].startswith("pe=none"), pe
     assert pe["measured_sdc_fit_lo"] > 0 and pe["classes_identical"] and pe["agree"], pe
+
+
+def test_samples_reached_by_a_hit(dlrm):
+    """Rows of fully connected GEMMs are samples, so the samples a hit reaches are its share of
+    the reads times the batch; a conv weight's rows are sample × position, so a hit that reaches
+    only some positions still reaches whole samples (at least share × B of them, at most B)."""
+    from frontend import load_onnx
+    from faults.protect.evaluate import classify, strike
+    from faults.protect.predict import samples_reached
+
+    protection = parse_protection([], "single")
+    for structure in ("pe", "weight_sram"):
+        areas = structure_areas(dlrm, structure, protection)
+        hits = [h for t in range(400) for h in classify(dlrm, strike(dlrm, areas, protection.upset, 1, structure, t))[1]]
+        assert hits
+        for h in hits:
+            assert samples_reached(dlrm, h) == pytest.approx(h.share * dlrm.batch, abs=1e-9), h
+    program = load_onnx(str(BUNDLED / "lenet5" / "model.onnx"))
+    with np.load(BUNDLED / "lenet5" / "eval_inputs.npz") as data:
+        inputs = {k: data[k][:16] for k in data.files}
+    lenet = AvfContext(program, inputs, load_config("edge_npu", ["precision.weight_bytes=4"]), "fp32")
+    areas = structure_areas(lenet, "pe", protection)
+    hits = [h for t in range(400) for h in classify(lenet, strike(lenet, areas, protection.upset, 1, "pe", t))[1]]
+    partial = [h for h in hits if h.param.startswith("conv") and h.share < 1]
+    assert partial
+    for h in partial:
+        assert h.share * lenet.batch - 1e-9 <= samples_reached(lenet, h) <= lenet.batch
+    assert any(samples_reached(lenet, h) > h.share * lenet.batch + 0.5 for h in partial)

@@ -8,19 +8,26 @@ running it:
 
     P(SDC) = 1 − Π_hits Π_{bits b wrong in the hit element} (1 − R(stratum, b, share_hit)),
 
-``share`` being the fraction of the element's reads the corruption reaches (the read-weighted
-join, ``accelsim.schedule.reach``) and ``R`` the probability that a single flip of bit b in the
-parameter's stratum, seen by only that share of the batch, makes the inference incorrect
-(:class:`BitPvf`, from a whole-batch PVF campaign stratified by stratum × bit position). A
-whole-batch trial records how many of the batch's B samples went wrong (k); a corruption that
-reaches a share s of the reads is taken to reach r = s·B of the samples, drawn without
-replacement (reads run sample by sample, and the batch's samples are exchangeable), so
+``share`` being the share of the batch's samples the corruption reaches and ``R`` the
+probability that a single flip of bit b in the parameter's stratum, seen by only that share of
+the batch, makes the inference incorrect (:class:`BitPvf`, from a whole-batch PVF campaign
+stratified by stratum × bit position). A whole-batch trial records how many of the batch's B
+samples went wrong (k); a corruption that reaches r of the samples is taken to reach r drawn
+without replacement (the batch's samples are exchangeable), so
 
-    R(s) = mean over the stratum's trials of 1 − C(B − k, r) / C(B, r)
+    R(r / B) = mean over the stratum's trials of 1 − C(B − k, r) / C(B, r)
 
-(linear between the integers around r). At s = 1 this is the batch PVF; for small s it is
-s·B × the per-sample PVF. Scaling the batch PVF by s instead would understate R wherever one
-flip breaks many samples at once (an exponent flip in a weight register breaks most of them).
+(linear between the integers around a fractional r). At r = B this is the batch PVF; at r = 1
+the per-sample PVF. Scaling the batch PVF by r/B instead would understate R wherever one flip
+breaks many samples at once (an exponent flip in a weight register breaks most of them).
+
+The samples reached are those owning an output row of a read the corruption reaches (rows of a
+GEMM view are sample-major: row // (M / B); lookups likewise): a sample counts as reached when
+any of its rows is — a conv weight corrupted in a PE register for the last 93 of a sample's 784
+output positions breaks that sample about as often as a corruption of all of them, while the
+share of its reads (93/784) would say a ninth. Where rows do not map to samples (a swapped GEMM,
+M not a multiple of B) the share of the element's reads stands in (the read-weighted join,
+``accelsim.schedule.reach``).
 Flips of different bits are taken as independent. Words zeroed by the ``zero`` policy are
 predicted masked (zeroing a weight is rarely harmful, and no PVF measures it): the
 confirmation by injection tells how far that holds.
@@ -34,6 +41,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from accelsim.schedule.workload import GatherWork, GemmWork
 
 from faults.avf.context import AvfContext
 from faults.common import stats
@@ -134,15 +143,36 @@ def bit_pvf(ctx: AvfContext, pvf_dir: str | Path, trials: int, seed: int, by: st
     return BitPvf(by, batch, wrong, pooled)
 
 
+def samples_reached(ctx: AvfContext, hit) -> int | None:
+    """How many of the batch's samples own an output row of a read ``hit`` reaches, or None when
+    the rows of some read do not map to samples (module docstring)."""
+    batch = ctx.batch
+    samples: set[int] = set()
+    for use in hit.uses:
+        if use.kind == "whole":
+            return batch
+        work = ctx.schedule.works[use.op]
+        if isinstance(work, GemmWork) and not work.swapped and work.m % batch == 0:
+            per_sample = work.m // batch
+        elif isinstance(work, GatherWork) and work.rows.size % batch == 0:
+            per_sample = work.rows.size // batch
+        else:
+            return None
+        samples.update((np.asarray(use.rows, dtype=np.int64) // per_sample).tolist())
+    return len(samples)
+
+
 def sdc_probability(ctx: AvfContext, hits: Sequence, pvf: BitPvf) -> float:
     """P(incorrect inference) of element hits that get through (module docstring)."""
     keep = 1.0
     for h in hits:
+        reached = samples_reached(ctx, h)
+        share = h.share if reached is None else reached / ctx.batch
         mask = ctx.injector.stored_bits(h.param, h.element) ^ h.new_bits
         bit = 0
         while mask:
             if mask & 1:
-                keep *= 1.0 - pvf.pvf(ctx, h.param, bit, h.share)
+                keep *= 1.0 - pvf.pvf(ctx, h.param, bit, share)
             mask >>= 1
             bit += 1
     return 1.0 - keep
