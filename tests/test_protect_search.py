@@ -299,3 +299,15 @@ def test_samples_reached_by_a_hit(dlrm):
     for h in partial:
         assert h.share * lenet.batch - 1e-9 <= samples_reached(lenet, h) <= lenet.batch
     assert any(samples_reached(lenet, h) > h.share * lenet.batch + 0.5 for h in partial)
+
+
+def test_a_rerun_that_chooses_otherwise_confirms_in_its_own_folder(dlrm, tmp_path):
+    """Re-running a search into its folder with another budget (or after any change of the
+    prediction) chooses another placement: it is confirmed beside the earlier one, not refused."""
+    base = dict(structures=("weight_sram", "pe"), upset=parse_upset_model("single"), trials=300, confirm_trials=300,
+                pvf_trials=20, bank_fractions=(0.25,), bank_coverages=(1.0,), confirm_baseline=False)
+    first = run_search(dlrm, SearchConfig(budget=Budget.parse("check_bits=5%"), **base), tmp_path)
+    second = run_search(dlrm, SearchConfig(budget=Budget.parse("check_bits=0%"), **base), tmp_path)
+    assert first["protection"] != second["protection"] and first["confirm_dir"] != second["confirm_dir"]
+    assert all(Path(s["confirm_dir"], "protect.sqlite").is_file() for s in (first, second))
+    assert second["chosen"]["check_bit_overhead"] == 0

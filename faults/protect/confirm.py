@@ -2,7 +2,8 @@
 
 :func:`run_search` does steps 1–3 of :mod:`faults.protect.search`, then re-schedules the chosen
 combination exactly (its bank, its decode latencies), runs a direct protection study of it
-(:func:`faults.protect.study.run_protect`, ``OUT/confirm``, resumable) and predicts the very same
+(:func:`faults.protect.study.run_protect`, ``OUT/confirm/<placement key>``, resumable; a re-run
+that chooses another placement confirms it in its own folder) and predicts the very same
 upsets (same seed, same trials: strike, decode and class are identical by construction — checked,
 trial by trial), and does the same for the unprotected chip (``OUT/baseline``; the predictor's
 check where the chosen placement leaves little to see, and the measured FIT it saves). Per
@@ -18,6 +19,7 @@ chosen protection as a TOML text, comparison).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -138,6 +140,14 @@ def confirm(ctx: AvfContext, protection: Protection, study: ProtectConfig, folde
     return comparisons
 
 
+def placement_key(protection: Protection, bank_choice) -> str:
+    """A short name of a chosen placement (its schemes and the bank's parameters and size): the
+    folder its confirmation is stored in, so a re-run that chooses otherwise (more upsets, another
+    budget, a changed predictor) confirms its own choice beside the earlier ones."""
+    bank = "" if not bank_choice else f"{sorted(bank_choice[0])}|{bank_choice[1]}"
+    return hashlib.sha256(f"{protection.name}|{bank}".encode()).hexdigest()[:12]
+
+
 def run_search(ctx: AvfContext, config: SearchConfig, out_dir: str | Path, *, pvf_dir: str | Path | None = None,
                workers: int = 1, backend: str = "local", progress: bool = False,
                settings: Mapping[str, Any] | None = None) -> dict:
@@ -158,7 +168,8 @@ def run_search(ctx: AvfContext, config: SearchConfig, out_dir: str | Path, *, pv
                           fit_per_mbit=config.fit_per_mbit, trials_for=config.confirm_trials_for)
     run = dict(settings=settings, progress=progress, workers=workers, backend=backend)
     say(f"confirm {protection.name} by injection ...")
-    comparisons = confirm(exact, protection, study, out / "confirm", pvf, ctx.total_cycles, **run)
+    confirm_dir = out / "confirm" / placement_key(protection, bank_choice)
+    comparisons = confirm(exact, protection, study, confirm_dir, pvf, ctx.total_cycles, **run)
     baseline = []
     if config.confirm_baseline:
         say("confirm the unprotected baseline by injection ...")
@@ -175,7 +186,7 @@ def run_search(ctx: AvfContext, config: SearchConfig, out_dir: str | Path, *, pv
                    "bank_policy": config.bank_policy, "bank_scheme": config.bank_scheme.name,
                    "bank_fractions": list(config.bank_fractions), "bank_coverages": list(config.bank_coverages),
                    "confidence": config.confidence, "scrub_interval": config.scrub_interval},
-        "pvf_dir": str(pvf_dir or out / "pvf"), "baseline_cycles": ctx.total_cycles,
+        "pvf_dir": str(pvf_dir or out / "pvf"), "confirm_dir": str(confirm_dir), "baseline_cycles": ctx.total_cycles,
         "chosen_cycles": exact.total_cycles, "chosen_cycle_overhead": exact.total_cycles / ctx.total_cycles - 1.0,
         "assumptions": [LATENCY_NOTE, *APPROXIMATIONS], "chosen": chosen,
         "chosen_options": [o.row() for o in picked], "protection": protection.name,
