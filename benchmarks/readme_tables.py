@@ -20,25 +20,15 @@ import json
 import sys
 from pathlib import Path
 
+from faults.report.numbers import interval, percent as _pct, sig3
+
 
 def _g(x) -> str:
-    """3 significant digits; beyond 1e30 (an interval's unbounded end) "∞", below 1e-30 "0" (bounds there
-    come from products of tiny bounds and mean "no bound")."""
-    x = float(x)
-    if x != x:
-        return "nan"
-    if abs(x) > 1e30:
-        return "∞"
-    return "0" if abs(x) < 1e-30 else f"{x:.3g}"
+    return sig3(x, clamp=True)
 
 
 def _ci(v, lo, hi) -> str:
-    return f"{_g(v)} [{_g(lo)}, {_g(hi)}]"
-
-
-def _pct(x) -> str:
-    x = 100 * float(x)
-    return "0%" if x == 0 else f"{x:.3g}%"
+    return interval(v, lo, hi, clamp=True)
 
 
 def avf_rows(folders: list[str]) -> list[str]:

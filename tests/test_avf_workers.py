@@ -6,18 +6,17 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from accelsim.config import load_config
+from process_checks import run_and_kill
 from faults.avf.context import AvfContext
 from faults.avf.direct import ContextFactory, context_spec, local_executor, run_direct
 from faults.avf.study import JoinConfig, StudyConfig, run_study
@@ -167,26 +166,7 @@ def test_sigkill_then_resume_on_two_workers_equals_uninterrupted(tmp_path):
     script.write_text(_KILL_SCRIPT.format(tests=str(TESTS), root=str(ROOT), model=str(BUNDLED / "lenet5" / "model.onnx"),
                                           inputs=str(BUNDLED / "lenet5" / "eval_inputs.npz")))
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(script), str(killed), "2"], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    db_path = killed / "avf.sqlite"
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if db_path.exists():
-                try:
-                    db = sqlite3.connect(str(db_path), timeout=1)
-                    stored = db.execute("SELECT COUNT(*) FROM sites").fetchone()[0]
-                    db.close()
-                except sqlite3.OperationalError:
-                    stored = 0
-                if stored >= 64:
-                    break
-            time.sleep(0.01)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the study process and its workers
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    run_and_kill(script, killed, 2, "avf.sqlite", "sites")
     partial = _stored(killed)
     assert len(partial) >= 64
     subprocess.run([sys.executable, str(script), str(killed), "2"], check=True)  # resume

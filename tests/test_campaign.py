@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import pvf_toys
+from process_checks import run_and_kill
 from faults.common import outcome as oc
 from faults.pvf.campaign import run_campaign
 from faults.pvf.evaluator import TrialEvaluator
@@ -260,27 +259,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, workers):
     script = tmp_path / "campaign.py"
     script.write_text(_KILL_SCRIPT.format(tests=str(TESTS), root=str(ROOT)))
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(script), str(killed), str(workers)],
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    db_path = killed / "trials.sqlite"
-    stored = 0
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if db_path.exists():
-                try:
-                    db = sqlite3.connect(str(db_path), timeout=1)
-                    stored = db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-                    db.close()
-                except sqlite3.OperationalError:
-                    stored = 0
-                if stored >= 64:
-                    break
-            time.sleep(0.01)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the campaign process and its workers
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    run_and_kill(script, killed, workers, "trials.sqlite", "trials")
     partial = _rows(killed)
     assert 64 <= len(partial)
     # resume (same command) and an uninterrupted reference run

@@ -19,15 +19,8 @@ from faults.avf.store import AvfStore
 from faults.avf.study import StudyResult
 from faults.avf.sweep import SWEEP_FILE
 from faults.common.files import write_text_atomic
+from faults.report.numbers import interval as _ci, sig3 as _g
 from faults.report.avf_plots import avf_plots, plot_sweep
-
-
-def _g(x: float) -> str:
-    return "nan" if x is None or x != x else f"{x:.3g}"
-
-
-def _ci(value: float, lo: float, hi: float) -> str:
-    return f"{_g(value)} [{_g(lo)}, {_g(hi)}]"
 
 
 def markdown(result: StudyResult, layer_rows: list[dict]) -> str:

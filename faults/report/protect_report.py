@@ -20,22 +20,10 @@ import json
 from pathlib import Path
 
 from faults.common.files import write_text_atomic
+from faults.report.numbers import interval as _ci, percent as _pct, sig3 as _g
 from faults.report.protect_plots import plot_fit, plot_pareto, plot_sweep
 
 STUDY_FILE, SWEEP_FILE, SEARCH_FILE = "protect_summary.json", "protect_sweep.csv", "search_summary.json"
-
-
-def _g(x) -> str:
-    return "nan" if x is None or x != x else f"{float(x):.3g}"
-
-
-def _ci(value, lo, hi) -> str:
-    return f"{_g(value)} [{_g(lo)}, {_g(hi)}]"
-
-
-def _pct(x) -> str:
-    value = 100 * float(x)
-    return "0%" if value == 0 else f"{value:.3g}%"
 
 
 def is_protect_folder(folder: Path) -> bool:
